@@ -1,0 +1,34 @@
+// hearth/runtime/bucket_plan.h — assigns gradient tensors to fixed-size buckets.
+//
+// Tensors are taken in reverse registration order (the order autograd usually
+// finishes their gradients), and packed into a bucket until adding the next
+// one would exceed capElements; a tensor larger than the cap gets a bucket of
+// its own. Every tensor lands in exactly one bucket at an offset; buckets are
+// contiguous and offsets are in elements. Pure function; thread-safe.
+#pragma once
+
+#include <cstddef>
+#include <vector>
+
+namespace hearth {
+
+struct BucketSlot {
+  std::size_t tensorIndex;  // index into the input sizes
+  std::size_t offset;       // element offset inside the bucket
+  std::size_t numel;
+};
+
+struct Bucket {
+  std::vector<BucketSlot> slots;
+  std::size_t numel = 0;
+};
+
+struct BucketPlan {
+  std::vector<Bucket> buckets;
+  std::vector<std::size_t> bucketOfTensor;  // tensor index -> bucket index
+};
+
+// REQUIRES: capElements >= 1.
+BucketPlan planBuckets(const std::vector<std::size_t>& tensorNumels, std::size_t capElements);
+
+}  // namespace hearth

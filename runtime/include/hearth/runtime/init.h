@@ -1,0 +1,41 @@
+// hearth/runtime/init.h — joins the process group described by the launcher's
+// environment (see launch_env.h) and returns a Context.
+//
+// init() reads RANK/WORLD_SIZE/MASTER_ADDR/... (a missing environment means a
+// world of one), starts or joins the c10d TCPStore at MASTER_ADDR:MASTER_PORT
+// (rank 0 hosts it), builds the Gloo process group, seeds the log rank and
+// returns the Context. It blocks until every rank joined or the timeout
+// passed; then it throws CollectiveTimeout. Bad environment throws
+// LaunchEnvError; with a Config, a world-size mismatch throws ConfigError.
+//
+// Gloo binds to 127.0.0.1 when MASTER_ADDR is a loopback address, to
+// HEARTH_GLOO_HOST when that is set, else to the host name's address
+// (GLOO_SOCKET_IFNAME is honoured by Gloo).
+#pragma once
+
+#include <memory>
+
+#include "hearth/runtime/config.h"
+#include "hearth/runtime/launch_env.h"
+#include "hearth/transport/collectives.h"
+
+namespace hearth {
+
+struct Context {
+  LaunchEnv env;
+  std::shared_ptr<Collectives> collectives;
+
+  int rank() const { return env.rank; }
+  int worldSize() const { return env.worldSize; }
+  bool isRank0() const { return env.rank == 0; }
+};
+
+struct InitOptions {
+  Millis timeout{300000};
+};
+
+Context init(const InitOptions& options = {});
+// Uses communication.timeout_s and checks world_size / train_batch_size.
+Context init(const Config& config);
+
+}  // namespace hearth

@@ -1,0 +1,111 @@
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <fstream>
+
+#include "hearth/runtime/config.h"
+#include "hearth/runtime/engine_schema.h"
+
+namespace hearth {
+namespace {
+
+std::string errorOf(const nlohmann::json& doc, const std::vector<std::string>& overrides = {}) {
+  try {
+    Config::fromJson(engineConfigSchema(), doc, overrides);
+  } catch (const ConfigError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(Config, DefaultsFillEveryKey) {
+  const auto config = Config::fromJson(engineConfigSchema(), nlohmann::json::object());
+  EXPECT_EQ(config.getInt("gradient_accumulation_steps"), 1);
+  EXPECT_EQ(config.getString("optimizer.type"), "adamw");
+  EXPECT_DOUBLE_EQ(config.getFloat("communication.bucket_cap_mb"), 25.0);
+  EXPECT_EQ(config.getFloatList("optimizer.params.betas").size(), 2u);
+}
+
+TEST(Config, NestedValuesAndOverrides) {
+  nlohmann::json doc = {{"optimizer", {{"type", "sgd"}, {"params", {{"lr", 0.5}}}}},
+                        {"gradient_accumulation_steps", 4}};
+  const auto config = Config::fromJson(engineConfigSchema(), doc,
+                                       {"optimizer.params.lr=0.25", "optimizer.type=adam"});
+  EXPECT_DOUBLE_EQ(config.getFloat("optimizer.params.lr"), 0.25);
+  EXPECT_EQ(config.getString("optimizer.type"), "adam");
+  EXPECT_EQ(config.getInt("gradient_accumulation_steps"), 4);
+  EXPECT_EQ(config.effective()["optimizer"]["params"]["lr"], 0.25);
+}
+
+TEST(Config, UnknownKeyIsNamedWithSuggestion) {
+  const auto message = errorOf({{"optimizer", {{"parms", {{"lr", 1}}}}}});
+  EXPECT_NE(message.find("unknown key 'optimizer.parms'"), std::string::npos) << message;
+  EXPECT_NE(message.find("did you mean"), std::string::npos) << message;
+  const auto misplaced = errorOf({{"lr", 0.1}});
+  EXPECT_NE(misplaced.find("'optimizer.params.lr'"), std::string::npos) << misplaced;
+}
+
+TEST(Config, WrongTypesAndRangesAreNamed) {
+  auto message = errorOf({{"train_micro_batch_size_per_gpu", "8"}});
+  EXPECT_NE(message.find("'train_micro_batch_size_per_gpu' must be an integer"), std::string::npos)
+      << message;
+  message = errorOf({{"gradient_accumulation_steps", 0}});
+  EXPECT_NE(message.find("must be >= 1"), std::string::npos) << message;
+  message = errorOf({{"optimizer", {{"type", "lamb"}}}});
+  EXPECT_NE(message.find("must be one of {sgd, adam, adamw}"), std::string::npos) << message;
+  message = errorOf({{"optimizer", 3}});
+  EXPECT_NE(message.find("is a section"), std::string::npos) << message;
+  message = errorOf({{"optimizer", {{"params", {{"betas", {0.9}}}}}}});
+  EXPECT_NE(message.find("must have 2 elements"), std::string::npos) << message;
+  message = errorOf(nlohmann::json::object(), {"seed"});
+  EXPECT_NE(message.find("key=value"), std::string::npos) << message;
+  message = errorOf(nlohmann::json::object(), {"bogus=1"});
+  EXPECT_NE(message.find("unknown key 'bogus'"), std::string::npos) << message;
+}
+
+TEST(Config, ErrorsAreOneLine) {
+  for (const auto& message : {errorOf({{"x", 1}}), errorOf({{"seed", 1.5}}),
+                              errorOf({{"communication", {{"timeout_s", -1}}}})}) {
+    ASSERT_FALSE(message.empty());
+    EXPECT_EQ(message.find('\n'), std::string::npos) << message;
+  }
+}
+
+TEST(Config, FileErrors) {
+  EXPECT_THROW(Config::load(engineConfigSchema(), "/nonexistent/hearth.json"), ConfigError);
+  const std::string path = ::testing::TempDir() + "/bad.json";
+  std::ofstream(path) << "{ \"seed\": ";
+  try {
+    Config::load(engineConfigSchema(), path);
+    FAIL() << "expected ConfigError";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("not valid JSON"), std::string::npos) << e.what();
+  }
+  std::remove(path.c_str());
+}
+
+TEST(Config, WorldChecks) {
+  auto config = Config::fromJson(engineConfigSchema(), {{"world_size", 4}});
+  EXPECT_NO_THROW(checkConfigAgainstWorld(config, 4));
+  try {
+    checkConfigAgainstWorld(config, 2);
+    FAIL() << "expected ConfigError";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("world_size is 4"), std::string::npos) << e.what();
+  }
+  config = Config::fromJson(engineConfigSchema(),
+                            {{"train_batch_size", 64}, {"train_micro_batch_size_per_gpu", 8}});
+  EXPECT_NO_THROW(checkConfigAgainstWorld(config, 8));
+  EXPECT_THROW(checkConfigAgainstWorld(config, 2), ConfigError);
+}
+
+TEST(Config, MarkdownListsEveryKey) {
+  const auto schema = engineConfigSchema();
+  const auto markdown = schema.toMarkdown();
+  for (const auto& key : schema.keys()) {
+    EXPECT_NE(markdown.find("`" + key.path + "`"), std::string::npos) << key.path;
+  }
+}
+
+}  // namespace
+}  // namespace hearth
