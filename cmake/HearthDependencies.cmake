@@ -3,8 +3,9 @@
 find_package(Threads REQUIRED)
 find_package(Torch REQUIRED)
 find_package(nlohmann_json 3 REQUIRED)
-find_package(CLI11 QUIET CONFIG)
-if(NOT CLI11_FOUND AND NOT EXISTS /usr/include/CLI/CLI.hpp)
+# CLI11 is header-only; tools add HEARTH_CLI11_INCLUDE to their include path.
+find_path(HEARTH_CLI11_INCLUDE CLI/CLI.hpp)
+if(NOT HEARTH_CLI11_INCLUDE)
   message(FATAL_ERROR "CLI11 not found: run scripts/install-deps.sh")
 endif()
 

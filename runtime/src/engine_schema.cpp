@@ -6,7 +6,7 @@ namespace hearth {
 ConfigSchema engineConfigSchema() {
   ConfigSchema s;
   using K = ConfigKind;
-  s.add({"seed", K::kInt, 1234, "Base random seed; rank r seeds its data order with seed+r.", 0});
+  s.add({"seed", K::kInt, 1234, "Base random seed: the model init uses it as is; rank r draws data with a seed mixed from it and r.", 0});
   s.add({"world_size", K::kInt, 0,
          "Expected number of ranks; 0 accepts whatever the launcher started.", 0});
   s.add({"train_micro_batch_size_per_gpu", K::kInt, 16, "Samples per rank per micro-batch.", 1});

@@ -85,33 +85,44 @@ inline std::vector<at::Tensor> trainReference(const std::string& optimizer, int 
   return result;
 }
 
-// Ranks as threads; rank r starts from a *different* init (seed 7 + r) to
-// prove the Engine's initial broadcast. Returns each rank's final parameters.
+// Trains rank `rank` of `world` for `steps` optimizer steps; rank r starts
+// from a *different* init (seed 7 + r) to prove the Engine's initial
+// broadcast. Micro-batch m of rank r is a distinct slice of the global batch.
+inline std::vector<at::Tensor> trainRank(std::shared_ptr<Collectives> comm,
+                                         const std::string& optimizer, int steps, int micro,
+                                         EngineOptions options) {
+  const int world = comm->worldSize();
+  const int rank = comm->rank();
+  const int k = options.gradientAccumulationSteps;
+  auto model = makeMlp(7 + rank);
+  auto opt = makeOptimizer(optimizer, model->parameters());
+  Engine engine(*model, *opt, std::move(comm), options);
+  for (int s = 0; s < steps; ++s) {
+    auto batch = globalBatch(s, world * micro * k);
+    for (int m = 0; m < k; ++m) {
+      const int64_t begin = (int64_t(m) * world + rank) * micro;
+      engine.backward(
+          mseLoss(model, batch.x.narrow(0, begin, micro), batch.y.narrow(0, begin, micro)));
+      engine.step();
+    }
+  }
+  std::vector<at::Tensor> result;
+  for (auto& p : model->parameters()) result.push_back(p.detach().clone());
+  return result;
+}
+
+// Ranks as threads. Returns each rank's final parameters.
 inline std::vector<std::vector<at::Tensor>> trainDataParallel(
     std::vector<std::shared_ptr<Collectives>> group, const std::string& optimizer, int steps,
     int micro, EngineOptions options) {
   const int world = static_cast<int>(group.size());
-  const int k = options.gradientAccumulationSteps;
   std::vector<std::vector<at::Tensor>> finals(world);
   std::vector<std::string> errors(world);
   std::vector<std::thread> threads;
   for (int r = 0; r < world; ++r) {
     threads.emplace_back([&, r] {
       try {
-        auto model = makeMlp(7 + r);
-        auto opt = makeOptimizer(optimizer, model->parameters());
-        Engine engine(*model, *opt, group[r], options);
-        for (int s = 0; s < steps; ++s) {
-          auto batch = globalBatch(s, world * micro * k);
-          for (int m = 0; m < k; ++m) {
-            // Micro-batch m of rank r: a distinct slice of the global batch.
-            const int64_t begin = (int64_t(m) * world + r) * micro;
-            engine.backward(mseLoss(model, batch.x.narrow(0, begin, micro),
-                                    batch.y.narrow(0, begin, micro)));
-            engine.step();
-          }
-        }
-        for (auto& p : model->parameters()) finals[r].push_back(p.detach().clone());
+        finals[r] = trainRank(group[r], optimizer, steps, micro, options);
       } catch (const std::exception& e) {
         errors[r] = e.what();
       }
