@@ -10,8 +10,8 @@
 // per-tensor / bucketed. Rank 0 prints a table and one JSON line per model.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
-#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/optim/sgd.h>
+#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
@@ -73,7 +73,8 @@ Setup makeSetup(const ModelShape& shape, int rank) {
 
 at::Tensor lossOf(const Setup& s) {
   at::Tensor loss = at::zeros({});
-  for (std::size_t j = 0; j < s.params.size(); ++j) loss = loss + (s.params[j] * s.coefficients[j]).sum();
+  for (std::size_t j = 0; j < s.params.size(); ++j)
+    loss = loss + (s.params[j] * s.coefficients[j]).sum();
   return loss;
 }
 
@@ -111,8 +112,10 @@ int main(int argc, char** argv) {
   int iterations = 20;
   int warmup = 3;
   double bucketMb = 25.0;
-  app.add_option("--iterations", iterations, "Timed iterations per method")->check(CLI::PositiveNumber);
-  app.add_option("--warmup", warmup, "Untimed iterations per method")->check(CLI::NonNegativeNumber);
+  app.add_option("--iterations", iterations, "Timed iterations per method")
+      ->check(CLI::PositiveNumber);
+  app.add_option("--warmup", warmup, "Untimed iterations per method")
+      ->check(CLI::NonNegativeNumber);
   app.add_option("--bucket-mb", bucketMb, "Engine bucket cap in MiB")->check(CLI::PositiveNumber);
   CLI11_PARSE(app, argc, argv);
 
@@ -128,7 +131,8 @@ int main(int argc, char** argv) {
       std::printf("%-22s %8s %10s | %12s %14s %14s | %8s %8s\n", "model", "tensors", "floats",
                   "bucketed ms", "per-tensor ms", "async-each ms", "speedup", "vs async");
     }
-    for (const auto& shape : {manySmall(400, 256), transformerLike(24, 128), transformerLike(8, 512)}) {
+    for (const auto& shape :
+         {manySmall(400, 256), transformerLike(24, 128), transformerLike(8, 512)}) {
       std::int64_t floats = 0;
       for (auto n : shape.numels) floats += n;
 
@@ -165,19 +169,26 @@ int main(int argc, char** argv) {
         for (auto& p : naive.params) p.mutable_grad().div_(world);
         checkAveraged(naive, world, "per-tensor");
       };
-      const double sync = timeMethod(warmup, iterations, *ctx.collectives, [&] { perTensor(false); });
+      const double sync =
+          timeMethod(warmup, iterations, *ctx.collectives, [&] { perTensor(false); });
       // 3. Baseline: backward, then all per-tensor allreduces in flight at once.
-      const double async = timeMethod(warmup, iterations, *ctx.collectives, [&] { perTensor(true); });
+      const double async =
+          timeMethod(warmup, iterations, *ctx.collectives, [&] { perTensor(true); });
 
       if (ctx.isRank0()) {
-        std::printf("%-22s %8zu %10lld | %12.2f %14.2f %14.2f | %7.2fx %7.2fx\n", shape.name.c_str(),
-                    shape.numels.size(), static_cast<long long>(floats), bucketed, sync, async,
-                    sync / bucketed, async / bucketed);
-        nlohmann::json record = {{"bench", "engine_averaging"}, {"world", world},
-                                 {"model", shape.name}, {"tensors", shape.numels.size()},
-                                 {"floats", floats}, {"buckets", engine.numBuckets()},
-                                 {"bucketed_ms", bucketed}, {"per_tensor_ms", sync},
-                                 {"per_tensor_async_ms", async}, {"speedup", sync / bucketed},
+        std::printf("%-22s %8zu %10lld | %12.2f %14.2f %14.2f | %7.2fx %7.2fx\n",
+                    shape.name.c_str(), shape.numels.size(), static_cast<long long>(floats),
+                    bucketed, sync, async, sync / bucketed, async / bucketed);
+        nlohmann::json record = {{"bench", "engine_averaging"},
+                                 {"world", world},
+                                 {"model", shape.name},
+                                 {"tensors", shape.numels.size()},
+                                 {"floats", floats},
+                                 {"buckets", engine.numBuckets()},
+                                 {"bucketed_ms", bucketed},
+                                 {"per_tensor_ms", sync},
+                                 {"per_tensor_async_ms", async},
+                                 {"speedup", sync / bucketed},
                                  {"speedup_vs_async", async / bucketed}};
         std::cout << record.dump() << std::endl;
       }

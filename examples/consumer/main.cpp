@@ -19,7 +19,8 @@ int main(int argc, char** argv) {
     engine.backward(loss);  // gradients averaged across ranks
     engine.step();          // optimizer step
     if (step % 50 == 0) {
-      hearth::logRank0("step " + std::to_string(step) + " loss " + std::to_string(loss.item<float>()));
+      hearth::logRank0("step " + std::to_string(step) + " loss " +
+                       std::to_string(loss.item<float>()));
     }
   }
   return 0;

@@ -11,22 +11,32 @@ namespace {
 
 const char* kindName(ConfigKind kind) {
   switch (kind) {
-    case ConfigKind::kInt: return "an integer";
-    case ConfigKind::kFloat: return "a number";
-    case ConfigKind::kBool: return "a boolean";
-    case ConfigKind::kString: return "a string";
-    case ConfigKind::kFloatList: return "a list of numbers";
+    case ConfigKind::kInt:
+      return "an integer";
+    case ConfigKind::kFloat:
+      return "a number";
+    case ConfigKind::kBool:
+      return "a boolean";
+    case ConfigKind::kString:
+      return "a string";
+    case ConfigKind::kFloatList:
+      return "a list of numbers";
   }
   return "?";
 }
 
 const char* kindShortName(ConfigKind kind) {
   switch (kind) {
-    case ConfigKind::kInt: return "int";
-    case ConfigKind::kFloat: return "float";
-    case ConfigKind::kBool: return "bool";
-    case ConfigKind::kString: return "string";
-    case ConfigKind::kFloatList: return "float list";
+    case ConfigKind::kInt:
+      return "int";
+    case ConfigKind::kFloat:
+      return "float";
+    case ConfigKind::kBool:
+      return "bool";
+    case ConfigKind::kString:
+      return "string";
+    case ConfigKind::kFloatList:
+      return "float list";
   }
   return "?";
 }
@@ -85,9 +95,8 @@ nlohmann::json validated(const ConfigKey& key, const nlohmann::json& value) {
       return value;
     case ConfigKind::kString:
       if (!value.is_string()) fail("must be " + std::string(kindName(key.kind)));
-      if (!key.choices.empty() &&
-          std::find(key.choices.begin(), key.choices.end(), value.get<std::string>()) ==
-              key.choices.end()) {
+      if (!key.choices.empty() && std::find(key.choices.begin(), key.choices.end(),
+                                            value.get<std::string>()) == key.choices.end()) {
         std::string allowed;
         for (const auto& c : key.choices) allowed += (allowed.empty() ? "" : ", ") + c;
         fail("must be one of {" + allowed + "}");

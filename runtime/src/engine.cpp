@@ -76,9 +76,9 @@ struct Engine::Impl {
 
   // Makes parameter i's .grad our bucket view again if the user replaced it.
   void adoptGrad(std::size_t i);
-  void onGradReady(std::size_t i);      // autograd thread
-  void launchReadyLocked();             // REQUIRES: mu_ held
-  void communicationLoop();             // communication thread
+  void onGradReady(std::size_t i);  // autograd thread
+  void launchReadyLocked();         // REQUIRES: mu_ held
+  void communicationLoop();         // communication thread
   void rethrowIfFailed();
   void backward(const at::Tensor& loss);
   bool step();
@@ -178,7 +178,8 @@ void Engine::Impl::broadcastInitialState(const std::vector<at::Tensor>& state) {
     if (std::string(all[r].begin(), all[r].end()) != signature) {
       throw std::invalid_argument("hearth Engine: rank " + std::to_string(r) +
                                   " has a different model (parameter/buffer shapes differ from "
-                                  "rank " + std::to_string(comm_->rank()) + "'s)");
+                                  "rank " +
+                                  std::to_string(comm_->rank()) + "'s)");
     }
   }
   std::vector<std::uint8_t> packed(totalBytes);
@@ -197,7 +198,8 @@ void Engine::Impl::broadcastInitialState(const std::vector<at::Tensor>& state) {
     offset = 0;
     for (const auto& t : state) {
       const std::size_t n = t.numel() * t.element_size();
-      auto source = at::from_blob(packed.data() + offset, t.sizes(), t.options().requires_grad(false));
+      auto source =
+          at::from_blob(packed.data() + offset, t.sizes(), t.options().requires_grad(false));
       t.detach().copy_(source);
       offset += n;
     }
@@ -217,10 +219,10 @@ void Engine::Impl::buildBuckets() {
   gradViews_.assign(params_.size(), at::Tensor());
   for (std::size_t b = 0; b < plan_.buckets.size(); ++b) {
     for (const auto& slot : plan_.buckets[b].slots) {
-      auto view = bucketBuffers_[b]
-                      .narrow(0, static_cast<int64_t>(slot.offset),
-                              static_cast<int64_t>(slot.numel))
-                      .view(params_[slot.tensorIndex].sizes());
+      auto view =
+          bucketBuffers_[b]
+              .narrow(0, static_cast<int64_t>(slot.offset), static_cast<int64_t>(slot.numel))
+              .view(params_[slot.tensorIndex].sizes());
       auto& grad = params_[slot.tensorIndex].mutable_grad();
       if (grad.defined()) view.copy_(grad);
       grad = view;
@@ -238,8 +240,8 @@ void Engine::Impl::installHooks(const std::shared_ptr<Impl>& self) {
       throw std::invalid_argument("hearth Engine: parameter " + std::to_string(i) +
                                   " has no gradient accumulator");
     }
-    hookKeys_.push_back(accumulator->add_post_hook(
-        std::make_unique<GradReadyHook>(std::weak_ptr<Impl>(self), i)));
+    hookKeys_.push_back(
+        accumulator->add_post_hook(std::make_unique<GradReadyHook>(std::weak_ptr<Impl>(self), i)));
     accumulators_.push_back(std::move(accumulator));
   }
 }
@@ -421,15 +423,27 @@ Engine::~Engine() {
   if (impl_) impl_->removeHooks();
 }
 
-void Engine::backward(const at::Tensor& loss) { impl_->backward(loss); }
-bool Engine::step() { return impl_->step(); }
-void Engine::zeroGrad() { impl_->zeroGrad(); }
+void Engine::backward(const at::Tensor& loss) {
+  impl_->backward(loss);
+}
+bool Engine::step() {
+  return impl_->step();
+}
+void Engine::zeroGrad() {
+  impl_->zeroGrad();
+}
 bool Engine::syncsNextBackward() const {
   return impl_->microInWindow_ + 1 >= impl_->options_.gradientAccumulationSteps;
 }
-int Engine::numBuckets() const { return static_cast<int>(impl_->plan_.buckets.size()); }
-int Engine::rank() const { return impl_->comm_->rank(); }
-int Engine::worldSize() const { return impl_->comm_->worldSize(); }
+int Engine::numBuckets() const {
+  return static_cast<int>(impl_->plan_.buckets.size());
+}
+int Engine::rank() const {
+  return impl_->comm_->rank();
+}
+int Engine::worldSize() const {
+  return impl_->comm_->worldSize();
+}
 EngineStats Engine::stats() const {
   std::lock_guard<std::mutex> lock(impl_->mu_);
   return impl_->stats_;

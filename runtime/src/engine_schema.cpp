@@ -6,7 +6,10 @@ namespace hearth {
 ConfigSchema engineConfigSchema() {
   ConfigSchema s;
   using K = ConfigKind;
-  s.add({"seed", K::kInt, 1234, "Base random seed: the model init uses it as is; rank r draws data with a seed mixed from it and r.", 0});
+  s.add({"seed", K::kInt, 1234,
+         "Base random seed: the model init uses it as is; rank r draws data with a seed mixed from "
+         "it and r.",
+         0});
   s.add({"world_size", K::kInt, 0,
          "Expected number of ranks; 0 accepts whatever the launcher started.", 0});
   s.add({"train_micro_batch_size_per_gpu", K::kInt, 16, "Samples per rank per micro-batch.", 1});
@@ -17,17 +20,33 @@ ConfigSchema engineConfigSchema() {
          0});
   s.add({"gradient_clipping", K::kFloat, 0.0,
          "Clip the global gradient norm to this value before each step; 0 disables.", 0.0});
-  s.add({"optimizer.type", K::kString, "adamw", "Optimizer: sgd, adam or adamw.", {}, {},
+  s.add({"optimizer.type",
+         K::kString,
+         "adamw",
+         "Optimizer: sgd, adam or adamw.",
+         {},
+         {},
          {"sgd", "adam", "adamw"}});
   s.add({"optimizer.params.lr", K::kFloat, 1e-3, "Learning rate.", 0.0});
   s.add({"optimizer.params.momentum", K::kFloat, 0.0, "SGD momentum.", 0.0, 1.0});
   s.add({"optimizer.params.nesterov", K::kBool, false, "SGD Nesterov momentum."});
-  s.add({"optimizer.params.betas", K::kFloatList, nlohmann::json::array({0.9, 0.999}),
-         "Adam/AdamW betas.", 0.0, 1.0, {}, 2});
+  s.add({"optimizer.params.betas",
+         K::kFloatList,
+         nlohmann::json::array({0.9, 0.999}),
+         "Adam/AdamW betas.",
+         0.0,
+         1.0,
+         {},
+         2});
   s.add({"optimizer.params.eps", K::kFloat, 1e-8, "Adam/AdamW epsilon.", 0.0});
   s.add({"optimizer.params.weight_decay", K::kFloat, 0.0, "Weight decay.", 0.0});
-  s.add({"communication.backend", K::kString, "gloo",
-         "Collective backend for gradient averaging.", {}, {}, {"gloo"}});
+  s.add({"communication.backend",
+         K::kString,
+         "gloo",
+         "Collective backend for gradient averaging.",
+         {},
+         {},
+         {"gloo"}});
   s.add({"communication.bucket_cap_mb", K::kFloat, 25.0,
          "Gradient bucket size in MiB; small tensors are fused into buckets of this size.",
          1.0 / 1024, 4096.0});

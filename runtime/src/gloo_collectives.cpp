@@ -47,8 +47,8 @@ class GlooCollectives final : public Collectives {
                                  " is not a rank of a group of " + std::to_string(worldSize()));
     }
     if (bytes == 0) return;
-    std::vector<at::Tensor> tensors{at::from_blob(data, {static_cast<int64_t>(bytes)},
-                                                  at::TensorOptions().dtype(at::kByte))};
+    std::vector<at::Tensor> tensors{
+        at::from_blob(data, {static_cast<int64_t>(bytes)}, at::TensorOptions().dtype(at::kByte))};
     c10d::BroadcastOptions options;
     options.rootRank = root;
     run("broadcast", timeout, [&] { return group_->broadcast(tensors, options); });
@@ -114,9 +114,8 @@ c10::intrusive_ptr<GlooGroup> makeGlooProcessGroup(const c10::intrusive_ptr<c10d
                                                    const std::string& deviceHost) {
   auto options = GlooGroup::Options::create(timeout);
   try {
-    options->devices.push_back(deviceHost.empty()
-                                   ? GlooGroup::createDefaultDevice()
-                                   : GlooGroup::createDeviceForHostname(deviceHost));
+    options->devices.push_back(deviceHost.empty() ? GlooGroup::createDefaultDevice()
+                                                  : GlooGroup::createDeviceForHostname(deviceHost));
     return c10::make_intrusive<GlooGroup>(store, rank, worldSize, options);
   } catch (const std::exception& e) {
     rethrow("process group setup", e);

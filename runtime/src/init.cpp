@@ -50,8 +50,8 @@ Context init(const InitOptions& options) {
   context.env = readLaunchEnv();
   setLogRank(context.env.rank);
   auto store = connectStore(context.env, options.timeout);
-  auto group = makeGlooProcessGroup(store, context.env.rank, context.env.worldSize,
-                                    options.timeout, glooDeviceHost(context.env));
+  auto group = makeGlooProcessGroup(store, context.env.rank, context.env.worldSize, options.timeout,
+                                    glooDeviceHost(context.env));
   context.collectives = makeGlooCollectives(std::move(group), options.timeout);
   return context;
 }

@@ -58,8 +58,8 @@ LaunchEnv readLaunchEnv(const EnvLookup& lookup) {
                            "); launch with hearthrun or export MASTER_ADDR");
     }
     if (!port) {
-      throw LaunchEnvError("environment: MASTER_PORT is not set (needed for WORLD_SIZE=" +
-                           *world + "); launch with hearthrun or export MASTER_PORT");
+      throw LaunchEnvError("environment: MASTER_PORT is not set (needed for WORLD_SIZE=" + *world +
+                           "); launch with hearthrun or export MASTER_PORT");
     }
     env.masterAddr = *addr;
     env.masterPort = parseInt("MASTER_PORT", *port, 1, 65535);

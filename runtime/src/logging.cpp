@@ -16,12 +16,20 @@ void writeLine(const char* level, const std::string& message) {
 }
 }  // namespace
 
-void setLogRank(int rank) { gRank = rank; }
-int logRank() { return gRank; }
-void logInfo(const std::string& message) { writeLine("", message); }
+void setLogRank(int rank) {
+  gRank = rank;
+}
+int logRank() {
+  return gRank;
+}
+void logInfo(const std::string& message) {
+  writeLine("", message);
+}
 void logRank0(const std::string& message) {
   if (gRank == 0) writeLine("", message);
 }
-void logWarning(const std::string& message) { writeLine(" warning", message); }
+void logWarning(const std::string& message) {
+  writeLine(" warning", message);
+}
 
 }  // namespace hearth

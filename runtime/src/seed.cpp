@@ -11,8 +11,12 @@ std::uint64_t seedForRank(std::uint64_t base, int rank) {
   return (z ^ (z >> 31)) & 0x7FFFFFFFFFFFFFFFULL;
 }
 
-void seedModel(std::uint64_t base) { at::manual_seed(base); }
+void seedModel(std::uint64_t base) {
+  at::manual_seed(base);
+}
 
-void seedData(std::uint64_t base, int rank) { at::manual_seed(seedForRank(base, rank)); }
+void seedData(std::uint64_t base, int rank) {
+  at::manual_seed(seedForRank(base, rank));
+}
 
 }  // namespace hearth

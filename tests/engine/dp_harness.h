@@ -130,7 +130,8 @@ inline std::vector<std::vector<at::Tensor>> trainDataParallel(
   }
   for (auto& t : threads) t.join();
   for (int r = 0; r < world; ++r) {
-    if (!errors[r].empty()) throw std::runtime_error("rank " + std::to_string(r) + ": " + errors[r]);
+    if (!errors[r].empty())
+      throw std::runtime_error("rank " + std::to_string(r) + ": " + errors[r]);
   }
   return finals;
 }

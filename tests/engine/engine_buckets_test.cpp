@@ -64,9 +64,9 @@ TEST(EngineBuckets, MixedSizesAveragedOneCollectivePerBucket) {
               expected /= kWorld;
               const float got = params[j].grad()[e].item<float>();
               if (std::abs(got - expected) > 1e-5f) {
-                throw std::runtime_error("param " + std::to_string(j) + "[" +
-                                         std::to_string(e) + "] = " + std::to_string(got) +
-                                         ", expected " + std::to_string(expected));
+                throw std::runtime_error("param " + std::to_string(j) + "[" + std::to_string(e) +
+                                         "] = " + std::to_string(got) + ", expected " +
+                                         std::to_string(expected));
               }
             }
           }

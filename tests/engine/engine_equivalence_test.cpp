@@ -23,8 +23,7 @@ EngineOptions smallBuckets(int accumulation = 1) {
   return options;
 }
 
-class Equivalence
-    : public ::testing::TestWithParam<std::tuple<std::string, std::string, int>> {};
+class Equivalence : public ::testing::TestWithParam<std::tuple<std::string, std::string, int>> {};
 
 TEST_P(Equivalence, MatchesSingleProcessOnConcatenatedBatch) {
   at::set_num_threads(1);
@@ -40,14 +39,14 @@ TEST_P(Equivalence, MatchesSingleProcessOnConcatenatedBatch) {
   EXPECT_GT(maxAbsDiff(reference, trainReference(optimizer, 0, 1)), 1e-3);
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Backends, Equivalence,
-    ::testing::Combine(::testing::Values("inproc", "gloo"), ::testing::Values("sgd", "adam"),
-                       ::testing::Values(2, 4)),
-    [](const auto& info) {
-      return std::get<0>(info.param) + "_" + std::get<1>(info.param) + "_world" +
-             std::to_string(std::get<2>(info.param));
-    });
+INSTANTIATE_TEST_SUITE_P(Backends, Equivalence,
+                         ::testing::Combine(::testing::Values("inproc", "gloo"),
+                                            ::testing::Values("sgd", "adam"),
+                                            ::testing::Values(2, 4)),
+                         [](const auto& info) {
+                           return std::get<0>(info.param) + "_" + std::get<1>(info.param) +
+                                  "_world" + std::to_string(std::get<2>(info.param));
+                         });
 
 TEST(GradientAccumulation, KMicroBatchesEqualOneBigBatchAndCommunicateOnce) {
   at::set_num_threads(1);
@@ -60,8 +59,7 @@ TEST(GradientAccumulation, KMicroBatchesEqualOneBigBatchAndCommunicateOnce) {
     group.push_back(counters.back());
   }
   const auto reference = trainReference("sgd", kSteps, kWorld * kMicro * kAccumulation);
-  const auto finals =
-      trainDataParallel(group, "sgd", kSteps, kMicro, smallBuckets(kAccumulation));
+  const auto finals = trainDataParallel(group, "sgd", kSteps, kMicro, smallBuckets(kAccumulation));
   EXPECT_LT(maxAbsDiff(finals[0], reference), 2e-5);
 
   // Count buckets the same way the Engine does.

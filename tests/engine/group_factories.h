@@ -28,8 +28,8 @@ inline std::vector<std::shared_ptr<Collectives>> glooGroup(int world, Millis tim
   std::vector<std::thread> threads;
   for (int r = 0; r < world; ++r) {
     threads.emplace_back([&, r] {
-      group[r] = makeGlooCollectives(
-          makeGlooProcessGroup(store, r, world, timeout, "127.0.0.1"), timeout);
+      group[r] =
+          makeGlooCollectives(makeGlooProcessGroup(store, r, world, timeout, "127.0.0.1"), timeout);
     });
   }
   for (auto& t : threads) t.join();

@@ -64,12 +64,10 @@ TEST(LaunchEnv, BadValuesAreNamed) {
   EXPECT_NE(errorOf({{"RANK", "x"}, {"WORLD_SIZE", "2"}}).find("RANK='x' is not an integer"),
             std::string::npos);
   EXPECT_NE(errorOf({{"RANK", "0"}}).find("WORLD_SIZE is not"), std::string::npos);
-  EXPECT_NE(errorOf({{"RANK", "0"},
-                     {"WORLD_SIZE", "2"},
-                     {"MASTER_ADDR", "h"},
-                     {"MASTER_PORT", "70000"}})
-                .find("MASTER_PORT=70000 is out of range"),
-            std::string::npos);
+  EXPECT_NE(
+      errorOf({{"RANK", "0"}, {"WORLD_SIZE", "2"}, {"MASTER_ADDR", "h"}, {"MASTER_PORT", "70000"}})
+          .find("MASTER_PORT=70000 is out of range"),
+      std::string::npos);
 }
 
 }  // namespace

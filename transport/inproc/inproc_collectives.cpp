@@ -40,9 +40,8 @@ class Hub {
       cv_.notify_all();
       return;
     }
-    const bool done = cv_.wait_for(lock, timeout, [&] {
-      return generation_ != myGeneration || aborted_;
-    });
+    const bool done =
+        cv_.wait_for(lock, timeout, [&] { return generation_ != myGeneration || aborted_; });
     if (generation_ != myGeneration) return;
     if (!done) {
       abortLocked("rank " + std::to_string(rank) + " timed out in " + op);

@@ -36,10 +36,10 @@ struct ConfigKey {
   ConfigKind kind = ConfigKind::kString;
   nlohmann::json defaultValue;
   std::string doc;
-  std::optional<double> min;           // numeric kinds: inclusive lower bound
-  std::optional<double> max;           // numeric kinds: inclusive upper bound
-  std::vector<std::string> choices;    // kString: allowed values (empty = any)
-  std::size_t listSize = 0;            // kFloatList: required length (0 = any)
+  std::optional<double> min;         // numeric kinds: inclusive lower bound
+  std::optional<double> max;         // numeric kinds: inclusive upper bound
+  std::vector<std::string> choices;  // kString: allowed values (empty = any)
+  std::size_t listSize = 0;          // kFloatList: required length (0 = any)
 };
 
 class ConfigSchema {
@@ -81,7 +81,7 @@ class Config {
   const nlohmann::json& at(const std::string& path, ConfigKind kind) const;
   nlohmann::json flat_;       // dotted path -> value, all keys present
   nlohmann::json effective_;  // nested form of flat_
-  ConfigSchema schema_;  // a copy, so a Config never dangles
+  ConfigSchema schema_;       // a copy, so a Config never dangles
 };
 
 }  // namespace hearth

@@ -72,11 +72,12 @@ struct EngineOptions {
 struct EngineStats {
   std::uint64_t optimizerSteps = 0;
   std::uint64_t microSteps = 0;
-  std::uint64_t collectiveCalls = 0;    // gradient allreduce calls issued
-  std::uint64_t bytesReduced = 0;       // gradient payload bytes given to allreduce
-  std::uint64_t wireBytesEstimate = 0;  // bytes sent per rank by a ring allreduce: 2(N-1)/N x payload
-  double commSeconds = 0;               // time the communication thread spent in collectives
-  double exposedCommSeconds = 0;        // time backward() waited after autograd finished
+  std::uint64_t collectiveCalls = 0;  // gradient allreduce calls issued
+  std::uint64_t bytesReduced = 0;     // gradient payload bytes given to allreduce
+  std::uint64_t wireBytesEstimate =
+      0;                          // bytes sent per rank by a ring allreduce: 2(N-1)/N x payload
+  double commSeconds = 0;         // time the communication thread spent in collectives
+  double exposedCommSeconds = 0;  // time backward() waited after autograd finished
 };
 
 class Engine {
