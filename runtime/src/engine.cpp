@@ -346,10 +346,25 @@ void Engine::Impl::backward(const at::Tensor& loss) {
       pendingInBucket_[b] = plan_.buckets[b].slots.size();
     }
   }
-  if (k > 1) {
-    (loss / k).backward();
-  } else {
-    loss.backward();
+  try {
+    if (k > 1) {
+      (loss / k).backward();
+    } else {
+      loss.backward();
+    }
+  } catch (const std::exception& e) {
+    if (sync) {
+      // Some buckets may be in flight: the ranks are out of step now, so the
+      // group must not be used again. Other ranks see the abort or a timeout.
+      std::lock_guard<std::mutex> lock(mu_);
+      if (!error_) {
+        error_ = std::make_exception_ptr(CollectiveAborted(
+            std::string("hearth Engine: backward failed on this rank during a sync step: ") +
+            e.what()));
+        comm_->abort();
+      }
+    }
+    throw;
   }
   ++microInWindow_;
   {

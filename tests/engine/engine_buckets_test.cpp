@@ -173,5 +173,37 @@ TEST(EngineBuckets, DifferentModelsAreRejected) {
   }
 }
 
+TEST(EngineBuckets, FailedBackwardPoisonsEngineAndPeerErrors) {
+  auto group = inprocGroup(2);
+  std::vector<std::string> errors(2);
+  std::vector<std::thread> threads;
+  for (int r = 0; r < 2; ++r) {
+    threads.emplace_back([&, r] {
+      auto p = at::ones({4}).set_requires_grad(true);
+      torch::optim::SGD opt({p}, torch::optim::SGDOptions(0.1));
+      EngineOptions options;
+      options.timeout = Millis(3000);
+      Engine engine({p}, {}, opt, group[r], options);
+      try {
+        // Rank 0 passes a non-scalar loss: autograd throws inside backward().
+        engine.backward(r == 0 ? p * 2 : p.sum());
+      } catch (const std::exception& e) {
+        errors[r] = e.what();
+      }
+      if (r == 0) {
+        try {
+          engine.backward(p.sum());
+          errors[r] += " | second backward did not throw";
+        } catch (const CollectiveAborted&) {
+        }
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_NE(errors[0].find("scalar"), std::string::npos) << errors[0];
+  EXPECT_EQ(errors[0].find("did not throw"), std::string::npos) << errors[0];
+  EXPECT_FALSE(errors[1].empty()) << "the peer must get an error, not hang";
+}
+
 }  // namespace
 }  // namespace hearth::testing
