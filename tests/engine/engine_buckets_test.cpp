@@ -205,5 +205,48 @@ TEST(EngineBuckets, FailedBackwardPoisonsEngineAndPeerErrors) {
   EXPECT_FALSE(errors[1].empty()) << "the peer must get an error, not hang";
 }
 
+TEST(EngineBuckets, CommunicationOverlapsBackward) {
+  // loss = sum(last * tanh(first * x)): autograd finishes last's gradient
+  // before it reaches first. A hook on the intermediate's gradient runs in
+  // between; by then the bucket holding `last` must already be in flight.
+  constexpr int kWorld = 2;
+  std::vector<std::shared_ptr<CountingCollectives>> counters;
+  for (auto& c : inprocGroup(kWorld)) counters.push_back(std::make_shared<CountingCollectives>(c));
+  std::vector<int> callsSeenMidBackward(kWorld, -1);
+  std::vector<std::string> errors(kWorld);
+  std::vector<std::thread> threads;
+  for (int r = 0; r < kWorld; ++r) {
+    threads.emplace_back([&, r] {
+      try {
+        auto first = at::ones({64}).set_requires_grad(true);
+        auto last = at::ones({64}).set_requires_grad(true);
+        torch::optim::SGD opt({first, last}, torch::optim::SGDOptions(0.1));
+        EngineOptions options;
+        options.bucketCapMb = 256.0 / (1 << 20);  // 64 floats: one parameter per bucket
+        Engine engine({first, last}, {}, opt, counters[r], options);
+        ASSERT_EQ(engine.numBuckets(), 2);
+        auto hidden = at::tanh(first * at::full({64}, 0.5f));
+        hidden.register_hook([&, r](const at::Tensor& grad) {
+          for (int i = 0; i < 200 && counters[r]->allreduceCalls.load() == 0; ++i) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(10));
+          }
+          callsSeenMidBackward[r] = counters[r]->allreduceCalls.load();
+          return grad;
+        });
+        engine.backward((last * hidden).sum());
+      } catch (const std::exception& e) {
+        errors[r] = e.what();
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  for (int r = 0; r < kWorld; ++r) {
+    EXPECT_EQ(errors[r], "");
+    EXPECT_EQ(callsSeenMidBackward[r], 1)
+        << "rank " << r << ": bucket of `last` not launched early";
+    EXPECT_EQ(counters[r]->allreduceCalls.load(), 2);
+  }
+}
+
 }  // namespace
 }  // namespace hearth::testing
