@@ -1,0 +1,261 @@
+// hearth_charlm: trains a small GPT-style character-level language model,
+// data-parallel across the ranks started by hearthrun (or alone).
+//
+// Every rank builds the same model (seeded identically, and the Engine
+// broadcasts rank 0's weights anyway), samples its own random training
+// windows (seeded per rank), and lets hearth::Engine average the gradients.
+// Rank 0 evaluates the held-out loss, prints progress, writes the metrics and
+// samples text at the end.
+//
+// Exit codes: 0 success; 2 bad command line, configuration, launch
+// environment or data file (one "hearth_charlm: error: ..." line on stderr);
+// 1 any failure while training (e.g. a peer died).
+#include <ATen/Parallel.h>
+#include <ATen/core/grad_mode.h>
+#include <torch/optim/optimizer.h>  // complete type for the unique_ptr from makeOptimizer
+
+#include <chrono>
+#include <cmath>
+#include <cstdlib>
+#include <iostream>
+#include <limits>
+#include <thread>
+
+#include "charlm/cli.h"
+#include "charlm/corpus.h"
+#include "charlm/format.h"
+#include "charlm/gpt.h"
+#include "charlm/lr_schedule.h"
+#include "charlm/settings.h"
+#include "hearth/hearth.h"
+
+namespace charlm {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double secondsSince(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+// Several workers on one host share its cores: split them unless the user
+// chose with OMP_NUM_THREADS (which LibTorch already honours).
+void configureThreads(const hearth::LaunchEnv& env) {
+  if (std::getenv("OMP_NUM_THREADS") != nullptr) return;
+  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  if (env.localWorldSize > 1) at::set_num_threads(std::max(1, cores / env.localWorldSize));
+}
+
+double heldOutLoss(Gpt& model, const std::vector<TokenBatch>& batches) {
+  at::NoGradGuard noGrad;
+  model.setTraining(false);
+  double sum = 0;
+  std::int64_t windows = 0;
+  for (const auto& batch : batches) {
+    const auto n = batch.inputs.size(0);
+    sum += model.loss(batch.inputs, batch.targets).item<double>() * static_cast<double>(n);
+    windows += n;
+  }
+  model.setTraining(true);
+  return sum / static_cast<double>(windows);
+}
+
+hearth::MetricsWriter openMetrics(const std::string& path) {
+  try {
+    return hearth::MetricsWriter(path);
+  } catch (const std::runtime_error& e) {
+    throw hearth::ConfigError(std::string("config: logging.metrics_file: ") + e.what());
+  }
+}
+
+std::string sampleText(Gpt& model, const Corpus& corpus, const Settings& s) {
+  const auto& vocab = corpus.vocab();
+  const std::int64_t start = vocab.contains('\n') ? vocab.idOf('\n') : 0;
+  hearth::seedModel(s.seed);  // the same sample for the same run
+  auto ids = model.generate({start}, s.sampleChars, s.sampleTemperature);
+  ids.erase(ids.begin());  // drop the prompt
+  return vocab.decode(ids);
+}
+
+int train(const Settings& s, const hearth::Config& config, const hearth::Context& ctx,
+          const Corpus& corpus) {
+  const bool rank0 = ctx.isRank0();
+  GptOptions modelOptions = s.model;
+  modelOptions.vocabSize = corpus.vocab().size();
+  hearth::seedModel(s.seed);
+  Gpt model(modelOptions);
+  auto optimizer = hearth::makeOptimizer(config, model.parameters());
+  hearth::MetricsWriter metrics = openMetrics(rank0 ? s.metricsFile : "");
+  hearth::Engine engine(model.module(), *optimizer, ctx.collectives,
+                        hearth::EngineOptions::fromConfig(config));
+  hearth::seedData(s.seed, ctx.rank());
+
+  const LrSchedule schedule{config.getFloat("optimizer.params.lr"), s.warmupSteps, s.steps,
+                            s.minLrRatio};
+  const std::int64_t samplesPerStep = s.microBatch * ctx.worldSize() * s.accumulation;
+  const double unigram = corpus.unigramLoss();
+  std::vector<TokenBatch> heldOut;
+  if (rank0)
+    heldOut = corpus.heldOutBatches(s.evalBatches * s.microBatch, s.microBatch, s.model.blockSize);
+
+  hearth::logRank0(formatString(
+      "charlm: %s: %lld training + %lld held-out characters, vocabulary %lld; unigram baseline "
+      "%.4f nats/char",
+      corpus.description().c_str(), static_cast<long long>(corpus.trainChars()),
+      static_cast<long long>(corpus.heldOutChars()), static_cast<long long>(corpus.vocab().size()),
+      unigram));
+  hearth::logRank0(formatString(
+      "charlm: GPT %lld layers x %lld heads x %lld wide, context %lld, %lld parameters; %d "
+      "rank(s) x %lld sequences x %lld accumulation = %lld sequences/step, %lld steps",
+      static_cast<long long>(s.model.nLayer), static_cast<long long>(s.model.nHead),
+      static_cast<long long>(s.model.nEmbd), static_cast<long long>(s.model.blockSize),
+      static_cast<long long>(model.parameterCount()), ctx.worldSize(),
+      static_cast<long long>(s.microBatch), static_cast<long long>(s.accumulation),
+      static_cast<long long>(samplesPerStep), static_cast<long long>(s.steps)));
+
+  const auto start = Clock::now();
+  auto intervalStart = start;
+  double intervalLoss = 0;
+  std::int64_t intervalSteps = 0;
+  double trainLoss = std::numeric_limits<double>::quiet_NaN();
+  double valLoss = std::numeric_limits<double>::quiet_NaN();
+  for (std::int64_t step = 1; step <= s.steps; ++step) {
+    const double lr = scheduledLearningRate(schedule, step);
+    setLearningRate(*optimizer, lr);
+    double stepLoss = 0;
+    for (std::int64_t micro = 0; micro < s.accumulation; ++micro) {
+      const auto batch = corpus.sampleTrainBatch(s.microBatch, s.model.blockSize);
+      const auto loss = model.loss(batch.inputs, batch.targets);
+      engine.backward(loss);
+      stepLoss += loss.item<double>();
+    }
+    engine.step();
+    intervalLoss += stepLoss / static_cast<double>(s.accumulation);
+    ++intervalSteps;
+
+    if (step % s.logInterval == 0 || step == s.steps) {
+      const double seconds = secondsSince(intervalStart);
+      const double samplesPerSecond =
+          static_cast<double>(samplesPerStep * intervalSteps) / std::max(seconds, 1e-9);
+      trainLoss = intervalLoss / static_cast<double>(intervalSteps);
+      const auto stats = engine.stats();
+      const double elapsed = secondsSince(start);
+      hearth::logRank0(
+          formatString("step %lld/%lld  loss %.4f  lr %.2e  %.0f samples/s  sent %s/rank  %.1fs",
+                       static_cast<long long>(step), static_cast<long long>(s.steps), trainLoss, lr,
+                       samplesPerSecond, humanBytes(stats.wireBytesEstimate).c_str(), elapsed));
+      metrics.write({{"event", "train"},
+                     {"step", step},
+                     {"train_loss", trainLoss},
+                     {"lr", lr},
+                     {"samples_per_s", samplesPerSecond},
+                     {"tokens_per_s", samplesPerSecond * static_cast<double>(s.model.blockSize)},
+                     {"wire_bytes", stats.wireBytesEstimate},
+                     {"elapsed_s", elapsed}});
+      intervalLoss = 0;
+      intervalSteps = 0;
+      intervalStart = Clock::now();
+    }
+    if (rank0 && (step % s.evalInterval == 0 || step == s.steps)) {
+      const auto evalStart = Clock::now();
+      valLoss = heldOutLoss(model, heldOut);
+      hearth::logRank0(formatString(
+          "eval step %lld: held-out loss %.4f nats/char (unigram baseline %.4f, ratio %.2f)",
+          static_cast<long long>(step), valLoss, unigram, valLoss / unigram));
+      metrics.write({{"event", "eval"},
+                     {"step", step},
+                     {"val_loss", valLoss},
+                     {"unigram_loss", unigram},
+                     {"elapsed_s", secondsSince(start)}});
+      intervalStart += Clock::now() - evalStart;  // keep evaluation out of samples/s
+    }
+  }
+
+  const double elapsed = secondsSince(start);
+  const auto stats = engine.stats();
+  if (!rank0) return 0;
+  const std::string sample = s.sampleChars > 0 ? sampleText(model, corpus, s) : "";
+  hearth::logRank0(formatString(
+      "done: %lld steps in %.1fs, %.0f samples/s; held-out loss %.4f vs unigram %.4f nats/char "
+      "(%.0f%%); sent %s/rank",
+      static_cast<long long>(s.steps), elapsed,
+      static_cast<double>(samplesPerStep * s.steps) / elapsed, valLoss, unigram,
+      100.0 * valLoss / unigram, humanBytes(stats.wireBytesEstimate).c_str()));
+  metrics.write({{"event", "final"},
+                 {"step", s.steps},
+                 {"train_loss", trainLoss},
+                 {"val_loss", valLoss},
+                 {"unigram_loss", unigram},
+                 {"val_over_unigram", valLoss / unigram},
+                 {"samples_per_s", static_cast<double>(samplesPerStep * s.steps) / elapsed},
+                 {"wire_bytes", stats.wireBytesEstimate},
+                 {"elapsed_s", elapsed},
+                 {"world_size", ctx.worldSize()},
+                 {"parameters", model.parameterCount()}});
+  if (!sample.empty()) {
+    std::cout << "--- sample (" << s.sampleChars << " characters, temperature "
+              << s.sampleTemperature << ") ---\n"
+              << sample << "\n---" << std::endl;
+  }
+  return 0;
+}
+
+// Data errors may be specific to one host: one line per host (local rank 0).
+bool firstOnItsHost() {
+  const char* localRank = std::getenv("LOCAL_RANK");
+  return localRank == nullptr ? launchedAsRank0() : std::string(localRank) == "0";
+}
+
+int run(int argc, char** argv) {
+  std::optional<hearth::Config> config;
+  Settings settings;
+  try {
+    auto commandLine = parseCommandLine(argc, argv);
+    if (!commandLine.config) return commandLine.exitCode;
+    config = std::move(commandLine.config);
+    settings = settingsFromConfig(*config);
+  } catch (const hearth::ConfigError& e) {
+    if (launchedAsRank0()) printError(e.what());
+    return 2;
+  }
+
+  Corpus corpus;
+  try {
+    corpus = Corpus::load(settings.data);
+  } catch (const CorpusError& e) {
+    if (firstOnItsHost()) printError(e.what());
+    return 2;
+  }
+
+  hearth::Context ctx;
+  try {
+    ctx = hearth::init(*config);
+  } catch (const hearth::ConfigError& e) {
+    if (launchedAsRank0()) printError(e.what());
+    return 2;
+  } catch (const hearth::LaunchEnvError& e) {
+    printError(e.what());  // the environment may be wrong on this rank only
+    return 2;
+  } catch (const std::exception& e) {  // e.g. the rendezvous timed out
+    printError(e.what());
+    return 1;
+  }
+  configureThreads(ctx.env);
+
+  try {
+    return train(settings, *config, ctx, corpus);
+  } catch (const hearth::ConfigError& e) {
+    if (ctx.isRank0()) printError(e.what());
+    return 2;
+  } catch (const std::exception& e) {
+    printError(std::string("rank ") + std::to_string(ctx.rank()) + ": " + e.what());
+    return 1;
+  }
+}
+
+}  // namespace
+}  // namespace charlm
+
+int main(int argc, char** argv) {
+  return charlm::run(argc, argv);
+}

@@ -1,0 +1,15 @@
+// mnist/format.h — human-readable numbers for progress lines.
+// Pure functions; thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace mnist {
+
+// 1536 -> "1.5 KiB", 3 * 2^20 -> "3.0 MiB" (binary units, one decimal).
+std::string humanBytes(std::uint64_t bytes);
+// printf-style formatting into a std::string.
+std::string formatString(const char* format, ...) __attribute__((format(printf, 1, 2)));
+
+}  // namespace mnist

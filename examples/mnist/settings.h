@@ -1,0 +1,31 @@
+// mnist/settings.h — the configuration of the MNIST example: its schema
+// (hearth's engine keys plus model.*, data.* and train.* keys, with a few
+// engine defaults changed to suit this model) and the typed Settings read
+// from a loaded Config. Pure functions; thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "hearth/runtime/config.h"
+#include "mnist/dataset.h"
+#include "mnist/net.h"
+
+namespace mnist {
+
+hearth::ConfigSchema mnistSchema();
+
+struct Settings {
+  NetOptions model;
+  DataOptions data;
+  std::uint64_t seed = 0;
+  std::int64_t microBatch = 0;
+  std::int64_t accumulation = 1;
+  std::int64_t epochs = 0;
+  std::int64_t logInterval = 0;
+  std::string metricsFile;
+};
+
+Settings settingsFromConfig(const hearth::Config& config);
+
+}  // namespace mnist
