@@ -10,41 +10,30 @@
 // Exit codes: 0 success; 2 bad command line, configuration, launch
 // environment or data file (one "hearth_charlm: error: ..." line on stderr);
 // 1 any failure while training (e.g. a peer died).
-#include <ATen/Parallel.h>
 #include <ATen/core/grad_mode.h>
 #include <torch/optim/optimizer.h>  // complete type for the unique_ptr from makeOptimizer
 
-#include <chrono>
 #include <cmath>
-#include <cstdlib>
 #include <iostream>
 #include <limits>
-#include <thread>
 
-#include "charlm/cli.h"
 #include "charlm/corpus.h"
-#include "charlm/format.h"
 #include "charlm/gpt.h"
 #include "charlm/lr_schedule.h"
 #include "charlm/settings.h"
+#include "common/clock.h"
+#include "common/example_main.h"
+#include "common/format.h"
+#include "common/metrics.h"
 #include "hearth/hearth.h"
 
 namespace charlm {
 namespace {
 
-using Clock = std::chrono::steady_clock;
-
-double secondsSince(Clock::time_point start) {
-  return std::chrono::duration<double>(Clock::now() - start).count();
-}
-
-// Several workers on one host share its cores: split them unless the user
-// chose with OMP_NUM_THREADS (which LibTorch already honours).
-void configureThreads(const hearth::LaunchEnv& env) {
-  if (std::getenv("OMP_NUM_THREADS") != nullptr) return;
-  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  if (env.localWorldSize > 1) at::set_num_threads(std::max(1, cores / env.localWorldSize));
-}
+using hearth::examples::Clock;
+using hearth::examples::formatString;
+using hearth::examples::humanBytes;
+using hearth::examples::secondsSince;
 
 double heldOutLoss(Gpt& model, const std::vector<TokenBatch>& batches) {
   at::NoGradGuard noGrad;
@@ -58,14 +47,6 @@ double heldOutLoss(Gpt& model, const std::vector<TokenBatch>& batches) {
   }
   model.setTraining(true);
   return sum / static_cast<double>(windows);
-}
-
-hearth::MetricsWriter openMetrics(const std::string& path) {
-  try {
-    return hearth::MetricsWriter(path);
-  } catch (const std::runtime_error& e) {
-    throw hearth::ConfigError(std::string("config: logging.metrics_file: ") + e.what());
-  }
 }
 
 std::string sampleText(Gpt& model, const Corpus& corpus, const Settings& s) {
@@ -85,7 +66,7 @@ int train(const Settings& s, const hearth::Config& config, const hearth::Context
   hearth::seedModel(s.seed);
   Gpt model(modelOptions);
   auto optimizer = hearth::makeOptimizer(config, model.parameters());
-  hearth::MetricsWriter metrics = openMetrics(rank0 ? s.metricsFile : "");
+  hearth::MetricsWriter metrics = hearth::examples::openMetrics(rank0 ? s.metricsFile : "");
   hearth::Engine engine(model.module(), *optimizer, ctx.collectives,
                         hearth::EngineOptions::fromConfig(config));
   hearth::seedData(s.seed, ctx.rank());
@@ -200,57 +181,24 @@ int train(const Settings& s, const hearth::Config& config, const hearth::Context
   return 0;
 }
 
-// Data errors may be specific to one host: one line per host (local rank 0).
-bool firstOnItsHost() {
-  const char* localRank = std::getenv("LOCAL_RANK");
-  return localRank == nullptr ? launchedAsRank0() : std::string(localRank) == "0";
-}
-
 int run(int argc, char** argv) {
-  std::optional<hearth::Config> config;
+  const hearth::examples::ProgramSpec spec{
+      "hearth_charlm",
+      "Trains a small GPT-style character-level language model, data-parallel with hearth.",
+      hearth::examples::withEngineShorthands(
+          {{"--data", "data.path", "Text file to train on (data.path)"},
+           {"--steps", "train.steps", "Optimizer steps (train.steps)"}})};
   Settings settings;
-  try {
-    auto commandLine = parseCommandLine(argc, argv);
-    if (!commandLine.config) return commandLine.exitCode;
-    config = std::move(commandLine.config);
-    settings = settingsFromConfig(*config);
-  } catch (const hearth::ConfigError& e) {
-    if (launchedAsRank0()) printError(e.what());
-    return 2;
-  }
-
   Corpus corpus;
-  try {
-    corpus = Corpus::load(settings.data);
-  } catch (const CorpusError& e) {
-    if (firstOnItsHost()) printError(e.what());
-    return 2;
-  }
-
-  hearth::Context ctx;
-  try {
-    ctx = hearth::init(*config);
-  } catch (const hearth::ConfigError& e) {
-    if (launchedAsRank0()) printError(e.what());
-    return 2;
-  } catch (const hearth::LaunchEnvError& e) {
-    printError(e.what());  // the environment may be wrong on this rank only
-    return 2;
-  } catch (const std::exception& e) {  // e.g. the rendezvous timed out
-    printError(e.what());
-    return 1;
-  }
-  configureThreads(ctx.env);
-
-  try {
-    return train(settings, *config, ctx, corpus);
-  } catch (const hearth::ConfigError& e) {
-    if (ctx.isRank0()) printError(e.what());
-    return 2;
-  } catch (const std::exception& e) {
-    printError(std::string("rank ") + std::to_string(ctx.rank()) + ": " + e.what());
-    return 1;
-  }
+  const hearth::examples::ExampleSteps steps{
+      [&](const hearth::Config& config) {
+        settings = settingsFromConfig(config);
+        corpus = Corpus::load(settings.data);
+      },
+      [&](const hearth::Config& config, const hearth::Context& ctx) {
+        return train(settings, config, ctx, corpus);
+      }};
+  return hearth::examples::runExample(argc, argv, charlmSchema(), spec, steps);
 }
 
 }  // namespace

@@ -5,7 +5,8 @@
 // is one token), or, with an empty path, generates the built-in text
 // (text_grammar.h). The last `valFraction` of the text is held out. Errors
 // (missing, unreadable or empty file, or a split shorter than a block) throw
-// CorpusError with one line naming the file and the problem.
+// CorpusError (a hearth::examples::DataError) with one line naming the file
+// and the problem.
 //
 // Sampling: sampleTrainBatch() draws random windows from the training split
 // with torch's global generator (seed it per rank with hearth::seedData), so
@@ -23,16 +24,17 @@
 
 #include <array>
 #include <cstdint>
-#include <stdexcept>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "common/data_error.h"
+
 namespace charlm {
 
-class CorpusError : public std::runtime_error {
+class CorpusError : public hearth::examples::DataError {
  public:
-  using std::runtime_error::runtime_error;
+  using DataError::DataError;
 };
 
 // Maps the distinct bytes of a text to ids 0..size()-1 (in byte order).

@@ -1,78 +1,48 @@
 // The example's configuration keys and their typed view.
 #include "charlm/settings.h"
 
-#include <map>
-
 #include "hearth/runtime/engine_schema.h"
 
 namespace charlm {
-namespace {
-
-hearth::ConfigKey makeKey(std::string path, hearth::ConfigKind kind, nlohmann::json defaultValue,
-                          std::string doc, std::optional<double> min = std::nullopt,
-                          std::optional<double> max = std::nullopt) {
-  hearth::ConfigKey key;
-  key.path = std::move(path);
-  key.kind = kind;
-  key.defaultValue = std::move(defaultValue);
-  key.doc = std::move(doc);
-  key.min = min;
-  key.max = max;
-  return key;
-}
-
-}  // namespace
 
 hearth::ConfigSchema charlmSchema() {
+  auto schema = hearth::engineConfigSchema();
   // Engine keys whose defaults differ for this example.
-  const std::map<std::string, nlohmann::json> exampleDefaults = {
-      {"train_micro_batch_size_per_gpu", 16},
-      {"optimizer.params.lr", 3e-3},
-      {"gradient_clipping", 1.0},
-      {"logging.log_interval", 25},
-  };
-  const hearth::ConfigSchema engine = hearth::engineConfigSchema();
-  hearth::ConfigSchema schema;
-  for (hearth::ConfigKey key : engine.keys()) {
-    if (auto it = exampleDefaults.find(key.path); it != exampleDefaults.end()) {
-      key.defaultValue = it->second;
-    }
-    schema.add(key);
-  }
+  schema.setDefault("train_micro_batch_size_per_gpu", 16)
+      .setDefault("optimizer.params.lr", 3e-3)
+      .setDefault("gradient_clipping", 1.0)
+      .setDefault("logging.log_interval", 25);
   using K = hearth::ConfigKind;
-  schema.add(makeKey("model.n_layer", K::kInt, 2, "Transformer blocks.", 1, 64));
-  schema.add(makeKey("model.n_head", K::kInt, 4,
-                     "Attention heads per block; must divide model.n_embd.", 1, 64));
-  schema.add(makeKey("model.n_embd", K::kInt, 64, "Embedding (residual stream) width.", 4, 4096));
-  schema.add(makeKey("model.block_size", K::kInt, 64, "Context length in characters.", 2, 4096));
-  schema.add(makeKey("model.dropout", K::kFloat, 0.0,
-                     "Dropout probability in attention, MLP and embeddings.", 0.0, 0.9));
-  schema.add(makeKey("data.path", K::kString, "",
-                     "Text file to train on (raw bytes, one token per distinct byte); empty: the "
-                     "built-in generated text."));
-  schema.add(makeKey("data.val_fraction", K::kFloat, 0.1,
-                     "Share of the text held out (taken from its end) for the validation loss.",
-                     0.01, 0.5));
-  schema.add(makeKey("data.builtin_chars", K::kInt, 300000,
-                     "Size in characters of the built-in text (when data.path is empty).", 10000,
-                     100000000));
-  schema.add(makeKey("train.steps", K::kInt, 400, "Optimizer steps.", 1));
-  schema.add(makeKey(
-      "train.warmup_steps", K::kInt, 20,
-      "Linear learning-rate warm-up steps; then cosine decay to train.min_lr_ratio x lr.", 0));
-  schema.add(makeKey("train.min_lr_ratio", K::kFloat, 0.1,
-                     "Final learning rate as a fraction of optimizer.params.lr (1 = constant).",
-                     0.0, 1.0));
-  schema.add(makeKey("train.eval_interval", K::kInt, 100,
-                     "Steps between validation-loss evaluations (and always after the last step).",
-                     1));
-  schema.add(makeKey("train.eval_batches", K::kInt, 8,
-                     "Micro-batches of evenly spaced held-out windows per evaluation (rank 0).",
-                     1));
-  schema.add(makeKey("train.sample_chars", K::kInt, 300,
-                     "Characters sampled from the model after training (rank 0); 0 disables.", 0));
+  schema.add({"model.n_layer", K::kInt, 2, "Transformer blocks.", 1, 64});
   schema.add(
-      makeKey("train.sample_temperature", K::kFloat, 0.8, "Sampling temperature.", 0.01, 10.0));
+      {"model.n_head", K::kInt, 4, "Attention heads per block; must divide model.n_embd.", 1, 64});
+  schema.add({"model.n_embd", K::kInt, 64, "Embedding (residual stream) width.", 4, 4096});
+  schema.add({"model.block_size", K::kInt, 64, "Context length in characters.", 2, 4096});
+  schema.add({"model.dropout", K::kFloat, 0.0,
+              "Dropout probability in attention, MLP and embeddings.", 0.0, 0.9});
+  schema.add({"data.path", K::kString, "",
+              "Text file to train on (raw bytes, one token per distinct byte); empty: the "
+              "built-in generated text."});
+  schema.add({"data.val_fraction", K::kFloat, 0.1,
+              "Share of the text held out (taken from its end) for the validation loss.", 0.01,
+              0.5});
+  schema.add({"data.builtin_chars", K::kInt, 300000,
+              "Size in characters of the built-in text (when data.path is empty).", 10000,
+              100000000});
+  schema.add({"train.steps", K::kInt, 400, "Optimizer steps.", 1});
+  schema.add({"train.warmup_steps", K::kInt, 20,
+              "Linear learning-rate warm-up steps; then cosine decay to train.min_lr_ratio x lr.",
+              0});
+  schema.add({"train.min_lr_ratio", K::kFloat, 0.1,
+              "Final learning rate as a fraction of optimizer.params.lr (1 = constant).", 0.0,
+              1.0});
+  schema.add({"train.eval_interval", K::kInt, 100,
+              "Steps between validation-loss evaluations (and always after the last step).", 1});
+  schema.add({"train.eval_batches", K::kInt, 8,
+              "Micro-batches of evenly spaced held-out windows per evaluation (rank 0).", 1});
+  schema.add({"train.sample_chars", K::kInt, 300,
+              "Characters sampled from the model after training (rank 0); 0 disables.", 0});
+  schema.add({"train.sample_temperature", K::kFloat, 0.8, "Sampling temperature.", 0.01, 10.0});
   return schema;
 }
 

@@ -1,6 +1,8 @@
 // A small stochastic grammar that writes a play-like English text.
 #include "charlm/text_grammar.h"
 
+#include "common/rng.h"
+
 #include <algorithm>
 #include <cctype>
 #include <iterator>
@@ -8,25 +10,7 @@
 namespace charlm {
 namespace {
 
-// SplitMix64: tiny, fast and identical on every platform.
-class Rng {
- public:
-  explicit Rng(std::uint64_t seed) : state_(seed) {}
-  std::uint64_t next() {
-    std::uint64_t z = (state_ += 0x9E3779B97F4A7C15ULL);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-    return z ^ (z >> 31);
-  }
-  // Uniform in [0, n). REQUIRES: n > 0.
-  std::size_t below(std::size_t n) { return static_cast<std::size_t>(next() % n); }
-  bool chance(int percent) { return below(100) < static_cast<std::size_t>(percent); }
-  // Skewed towards small indices (minimum of two draws), like word frequencies.
-  std::size_t skewed(std::size_t n) { return std::min(below(n), below(n)); }
-
- private:
-  std::uint64_t state_;
-};
+using hearth::examples::Rng;
 
 struct Noun {
   const char* singular;

@@ -13,7 +13,7 @@
 // below the unigram entropy.
 //
 // Deterministic: the same (seed, targetChars) gives the same bytes on every
-// platform (own SplitMix64 generator, no std distributions). The result is
+// platform (SplitMix64 of common/rng.h, no std distributions). The result is
 // plain ASCII and ends at a speech boundary once it reaches targetChars.
 // Pure function; thread-safe.
 #pragma once

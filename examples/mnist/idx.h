@@ -7,20 +7,22 @@
 // accepted (LibTorch's torch::data::datasets::MNIST insists on exactly 60000
 // and 10000, so it cannot read subsets; this reader can). Errors (missing
 // file, wrong magic, images not 28x28, truncated data, label out of 0..9,
-// image and label counts that differ) throw IdxError with one line naming the
-// file. Pure functions of the files; thread-safe.
+// image and label counts that differ) throw IdxError (a
+// hearth::examples::DataError) with one line naming the file. Pure functions of the files;
+// thread-safe.
 #pragma once
 
 #include <cstdint>
-#include <stdexcept>
 #include <string>
 #include <vector>
 
+#include "common/data_error.h"
+
 namespace mnist {
 
-class IdxError : public std::runtime_error {
+class IdxError : public hearth::examples::DataError {
  public:
-  using std::runtime_error::runtime_error;
+  using DataError::DataError;
 };
 
 constexpr std::uint32_t kIdxImagesMagic = 2051;

@@ -9,20 +9,18 @@
 // Exit codes: 0 success; 2 bad command line, configuration, launch
 // environment or data (one "hearth_mnist: error: ..." line on stderr); 1 any
 // failure while training (e.g. a peer died).
-#include <ATen/Parallel.h>
 #include <ATen/core/grad_mode.h>
 #include <torch/optim/optimizer.h>  // complete type for the unique_ptr from makeOptimizer
 
 #include <algorithm>
-#include <chrono>
-#include <cstdlib>
 #include <limits>
-#include <thread>
 
+#include "common/clock.h"
+#include "common/example_main.h"
+#include "common/format.h"
+#include "common/metrics.h"
 #include "hearth/hearth.h"
-#include "mnist/cli.h"
 #include "mnist/dataset.h"
-#include "mnist/format.h"
 #include "mnist/idx.h"
 #include "mnist/net.h"
 #include "mnist/settings.h"
@@ -31,19 +29,10 @@
 namespace mnist {
 namespace {
 
-using Clock = std::chrono::steady_clock;
-
-double secondsSince(Clock::time_point start) {
-  return std::chrono::duration<double>(Clock::now() - start).count();
-}
-
-// Several workers on one host share its cores: split them unless the user
-// chose with OMP_NUM_THREADS (which LibTorch already honours).
-void configureThreads(const hearth::LaunchEnv& env) {
-  if (std::getenv("OMP_NUM_THREADS") != nullptr) return;
-  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  if (env.localWorldSize > 1) at::set_num_threads(std::max(1, cores / env.localWorldSize));
-}
+using hearth::examples::Clock;
+using hearth::examples::formatString;
+using hearth::examples::humanBytes;
+using hearth::examples::secondsSince;
 
 struct Evaluation {
   double loss = 0;
@@ -67,14 +56,6 @@ Evaluation evaluate(Net& net, const ImageSet& set) {
   return {lossSum / n, static_cast<double>(correct) / n};
 }
 
-hearth::MetricsWriter openMetrics(const std::string& path) {
-  try {
-    return hearth::MetricsWriter(path);
-  } catch (const std::runtime_error& e) {
-    throw hearth::ConfigError(std::string("config: logging.metrics_file: ") + e.what());
-  }
-}
-
 int train(const Settings& s, const hearth::Config& config, const hearth::Context& ctx,
           const MnistData& data) {
   const bool rank0 = ctx.isRank0();
@@ -94,7 +75,7 @@ int train(const Settings& s, const hearth::Config& config, const hearth::Context
   hearth::seedModel(s.seed);
   Net net(s.model);
   auto optimizer = hearth::makeOptimizer(config, net.parameters());
-  hearth::MetricsWriter metrics = openMetrics(rank0 ? s.metricsFile : "");
+  hearth::MetricsWriter metrics = hearth::examples::openMetrics(rank0 ? s.metricsFile : "");
   hearth::Engine engine(net.module(), *optimizer, ctx.collectives,
                         hearth::EngineOptions::fromConfig(config));
 
@@ -192,58 +173,27 @@ int train(const Settings& s, const hearth::Config& config, const hearth::Context
   return 0;
 }
 
-// Data problems may be specific to one host: one line per host (local rank 0).
-bool firstOnItsHost() {
-  const char* localRank = std::getenv("LOCAL_RANK");
-  return localRank == nullptr ? launchedAsRank0() : std::string(localRank) == "0";
-}
-
 int run(int argc, char** argv) {
-  std::optional<hearth::Config> config;
+  const hearth::examples::ProgramSpec spec{
+      "hearth_mnist",
+      "Trains a small CNN on MNIST (or generated digits), data-parallel with hearth.",
+      hearth::examples::withEngineShorthands(
+          {{"--data", "data.path", "Directory with the MNIST IDX files (data.path)"},
+           {"--epochs", "train.epochs", "Passes over the data (train.epochs)"}})};
   Settings settings;
-  try {
-    auto commandLine = parseCommandLine(argc, argv);
-    if (!commandLine.config) return commandLine.exitCode;
-    config = std::move(commandLine.config);
-    settings = settingsFromConfig(*config);
-  } catch (const hearth::ConfigError& e) {
-    if (launchedAsRank0()) printError(e.what());
-    return 2;
-  }
-
   MnistData data;
-  try {
-    data = loadData(settings.data);
-  } catch (const IdxError& e) {
-    if (firstOnItsHost()) printError(e.what());
-    return 2;
-  }
-  if (!data.warning.empty() && firstOnItsHost()) hearth::logWarning(data.warning);
-
-  hearth::Context ctx;
-  try {
-    ctx = hearth::init(*config);
-  } catch (const hearth::ConfigError& e) {
-    if (launchedAsRank0()) printError(e.what());
-    return 2;
-  } catch (const hearth::LaunchEnvError& e) {
-    printError(e.what());  // the environment may be wrong on this rank only
-    return 2;
-  } catch (const std::exception& e) {  // e.g. the rendezvous timed out
-    printError(e.what());
-    return 1;
-  }
-  configureThreads(ctx.env);
-
-  try {
-    return train(settings, *config, ctx, data);
-  } catch (const hearth::ConfigError& e) {
-    if (ctx.isRank0()) printError(e.what());
-    return 2;
-  } catch (const std::exception& e) {
-    printError(std::string("rank ") + std::to_string(ctx.rank()) + ": " + e.what());
-    return 1;
-  }
+  const hearth::examples::ExampleSteps steps{
+      [&](const hearth::Config& config) {
+        settings = settingsFromConfig(config);
+        data = loadData(settings.data);
+        if (!data.warning.empty() && hearth::examples::firstOnItsHost()) {
+          hearth::logWarning(data.warning);
+        }
+      },
+      [&](const hearth::Config& config, const hearth::Context& ctx) {
+        return train(settings, config, ctx, data);
+      }};
+  return hearth::examples::runExample(argc, argv, mnistSchema(), spec, steps);
 }
 
 }  // namespace

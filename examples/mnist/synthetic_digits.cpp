@@ -1,6 +1,8 @@
 // Rendering of stroke-drawn digits with random distortions.
 #include "mnist/synthetic_digits.h"
 
+#include "common/rng.h"
+
 #include <algorithm>
 #include <array>
 #include <cmath>
@@ -8,22 +10,7 @@
 namespace mnist {
 namespace {
 
-class Rng {
- public:
-  explicit Rng(std::uint64_t seed) : state_(seed) {}
-  std::uint64_t next() {
-    std::uint64_t z = (state_ += 0x9E3779B97F4A7C15ULL);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-    return z ^ (z >> 31);
-  }
-  double uniform() { return static_cast<double>(next() >> 11) * (1.0 / 9007199254740992.0); }
-  double uniform(double lo, double hi) { return lo + (hi - lo) * uniform(); }
-  std::size_t below(std::size_t n) { return static_cast<std::size_t>(next() % n); }
-
- private:
-  std::uint64_t state_;
-};
+using hearth::examples::Rng;
 
 struct Point {
   double x, y;

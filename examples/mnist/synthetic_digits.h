@@ -9,9 +9,9 @@
 // classes overlap enough that a model has to learn shapes, not pixels.
 // Labels cycle through the classes in a random order (balanced to within one).
 //
-// Deterministic: same (count, seed) -> same bytes on every platform (own
-// SplitMix64 generator). Pixels are 0 (background) .. 255 (ink), row-major,
-// like the MNIST IDX files. Pure function; thread-safe.
+// Deterministic: same (count, seed) -> same bytes on every platform (the
+// SplitMix64 generator of common/rng.h). Pixels are 0 (background) .. 255
+// (ink), row-major, like the MNIST IDX files. Pure function; thread-safe.
 #pragma once
 
 #include <cstddef>

@@ -173,6 +173,14 @@ ConfigSchema& ConfigSchema::add(ConfigKey key) {
   return *this;
 }
 
+ConfigSchema& ConfigSchema::setDefault(const std::string& path, nlohmann::json value) {
+  const auto key =
+      std::find_if(keys_.begin(), keys_.end(), [&](const ConfigKey& k) { return k.path == path; });
+  if (key == keys_.end()) throw ConfigError(unknownKeyMessage(*this, path));
+  key->defaultValue = validated(*key, value);
+  return *this;
+}
+
 const ConfigKey* ConfigSchema::find(const std::string& path) const {
   for (const auto& key : keys_) {
     if (key.path == path) return &key;

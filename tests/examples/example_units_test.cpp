@@ -15,6 +15,7 @@
 #include "charlm/lr_schedule.h"
 #include "charlm/settings.h"
 #include "charlm/text_grammar.h"
+#include "common/command_line.h"
 #include "mnist/idx.h"
 #include "mnist/settings.h"
 #include "mnist/sharding.h"
@@ -131,6 +132,40 @@ TEST(ShardedSampler, RanksTakeDisjointShardsOfEachGlobalBatch) {
     EXPECT_EQ(seen.size(), 96u);
   }
   EXPECT_FALSE(samplers[0].shard(0, 0).equal(samplers[0].shard(1, 0)));  // reshuffled per epoch
+}
+
+// argv for parseCommandLine from string literals.
+examples::CommandLine parse(std::vector<std::string> args) {
+  const examples::ProgramSpec spec{
+      "hearth_test", "A test program.",
+      examples::withEngineShorthands({{"--data", "data.path", "Data (data.path)"},
+                                      {"--steps", "train.steps", "Steps (train.steps)"}})};
+  args.insert(args.begin(), "hearth_test");
+  std::vector<char*> argv;
+  for (auto& arg : args) argv.push_back(arg.data());
+  return examples::parseCommandLine(static_cast<int>(argv.size()), argv.data(),
+                                    charlm::charlmSchema(), spec);
+}
+
+TEST(CommandLine, ShorthandsBecomeTypedOverridesThatWin) {
+  const auto commandLine = parse({"--set", "train.steps=5", "--data", "123", "--steps", "7", "--lr",
+                                  "0.5", "--seed", "9", "--metrics", "m.jsonl"});
+  ASSERT_TRUE(commandLine.config.has_value());
+  const auto& config = *commandLine.config;
+  EXPECT_EQ(config.getString("data.path"), "123");  // a string, though it looks like a number
+  EXPECT_EQ(config.getInt("train.steps"), 7);
+  EXPECT_DOUBLE_EQ(config.getFloat("optimizer.params.lr"), 0.5);
+  EXPECT_EQ(config.getInt("seed"), 9);
+  EXPECT_EQ(config.getString("logging.metrics_file"), "m.jsonl");
+}
+
+TEST(CommandLine, UsageErrorsExitWithTwoAndBadValuesThrow) {
+  for (const auto& args : std::vector<std::vector<std::string>>{{"--steps", "x"}, {"--bogus"}}) {
+    const auto commandLine = parse(args);
+    EXPECT_FALSE(commandLine.config.has_value());
+    EXPECT_EQ(commandLine.exitCode, 2);
+  }
+  EXPECT_THROW(parse({"--steps", "0"}), ConfigError);  // train.steps must be >= 1
 }
 
 TEST(ExamplesDoc, DocumentsEveryExampleKey) {

@@ -99,6 +99,45 @@ TEST(Config, WorldChecks) {
   EXPECT_THROW(checkConfigAgainstWorld(config, 2), ConfigError);
 }
 
+TEST(Config, SetDefaultReplacesTheDefault) {
+  auto schema = engineConfigSchema();
+  schema.setDefault("train_micro_batch_size_per_gpu", 32).setDefault("optimizer.params.lr", 2e-3);
+  EXPECT_EQ(schema.find("train_micro_batch_size_per_gpu")->defaultValue, 32);
+  const auto config = Config::fromJson(schema, nlohmann::json::object());
+  EXPECT_EQ(config.getInt("train_micro_batch_size_per_gpu"), 32);
+  EXPECT_DOUBLE_EQ(config.getFloat("optimizer.params.lr"), 2e-3);
+  // A float key takes an integer default as a number, like a configured value.
+  schema.setDefault("gradient_clipping", 1);
+  EXPECT_DOUBLE_EQ(Config::fromJson(schema, nlohmann::json::object()).getFloat("gradient_clipping"),
+                   1.0);
+}
+
+TEST(Config, SetDefaultValidatesAndNamesTheKey) {
+  auto schema = engineConfigSchema();
+  auto errorOfSetDefault = [&](const std::string& path, const nlohmann::json& value) {
+    try {
+      schema.setDefault(path, value);
+    } catch (const ConfigError& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  auto message = errorOfSetDefault("train_micro_batch_size_per_gpu", "8");
+  EXPECT_NE(message.find("'train_micro_batch_size_per_gpu' must be an integer"), std::string::npos)
+      << message;
+  message = errorOfSetDefault("gradient_accumulation_steps", 0);
+  EXPECT_NE(message.find("'gradient_accumulation_steps' must be >= 1"), std::string::npos)
+      << message;
+  message = errorOfSetDefault("optimizer.type", "lamb");
+  EXPECT_NE(message.find("'optimizer.type' must be one of"), std::string::npos) << message;
+  message = errorOfSetDefault("optimizer.parms.lr", 0.1);
+  EXPECT_NE(message.find("unknown key 'optimizer.parms.lr'"), std::string::npos) << message;
+  EXPECT_NE(message.find("did you mean 'optimizer.params.lr'"), std::string::npos) << message;
+  // A rejected value leaves the old default in place.
+  EXPECT_EQ(schema.find("gradient_accumulation_steps")->defaultValue, 1);
+  EXPECT_EQ(schema.find("optimizer.type")->defaultValue, "adamw");
+}
+
 TEST(Config, MarkdownListsEveryKey) {
   const auto schema = engineConfigSchema();
   const auto markdown = schema.toMarkdown();

@@ -46,6 +46,10 @@ class ConfigSchema {
  public:
   // REQUIRES: path not yet present, and no key is a prefix section of another.
   ConfigSchema& add(ConfigKey key);
+  // Replaces the default of an existing key, e.g. to tune the engine's
+  // defaults for one program. The value is validated like a configured one;
+  // an unknown path or a bad value throws ConfigError naming the key.
+  ConfigSchema& setDefault(const std::string& path, nlohmann::json value);
   const ConfigKey* find(const std::string& path) const;
   bool isSection(const std::string& path) const;
   const std::vector<ConfigKey>& keys() const { return keys_; }
