@@ -12,6 +12,7 @@ PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev
   nlohmann-json3-dev libcli11-dev libspdlog-dev libfmt-dev
   clang-format clang-tidy
+  clang libclang-rt-14-dev   # libFuzzer for the payload decoder fuzz test
   iproute2 iptables procps
 )
 

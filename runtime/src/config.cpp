@@ -21,6 +21,8 @@ const char* kindName(ConfigKind kind) {
       return "a string";
     case ConfigKind::kFloatList:
       return "a list of numbers";
+    case ConfigKind::kObject:
+      return "a JSON object";
   }
   return "?";
 }
@@ -37,6 +39,8 @@ const char* kindShortName(ConfigKind kind) {
       return "string";
     case ConfigKind::kFloatList:
       return "float list";
+    case ConfigKind::kObject:
+      return "object";
   }
   return "?";
 }
@@ -113,6 +117,9 @@ nlohmann::json validated(const ConfigKey& key, const nlohmann::json& value) {
       }
       return value;
     }
+    case ConfigKind::kObject:
+      if (!value.is_object()) fail("must be " + std::string(kindName(key.kind)));
+      return value;
   }
   return value;
 }
@@ -154,13 +161,28 @@ void applyOverride(const ConfigSchema& schema, const std::string& assignment,
   }
   const std::string path = assignment.substr(0, eq);
   const std::string text = assignment.substr(eq + 1);
-  const ConfigKey* key = schema.find(path);
-  if (key == nullptr) throw ConfigError(unknownKeyMessage(schema, path));
   nlohmann::json value = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (value.is_discarded() || (key->kind == ConfigKind::kString && !value.is_string())) {
-    value = text;  // bare words are strings
+  if (const ConfigKey* key = schema.find(path)) {
+    if (value.is_discarded() || (key->kind == ConfigKind::kString && !value.is_string())) {
+      value = text;  // bare words are strings
+    }
+    flat[path] = validated(*key, value);
+    return;
   }
-  flat[path] = validated(*key, value);
+  if (value.is_discarded()) value = text;
+  // A path inside a free-form object key: compression.params.density=0.01.
+  for (auto dot = path.rfind('.'); dot != std::string::npos && dot > 0;
+       dot = path.rfind('.', dot - 1)) {
+    const ConfigKey* key = schema.find(path.substr(0, dot));
+    if (key != nullptr && key->kind == ConfigKind::kObject) {
+      nlohmann::json object = flat.contains(key->path) ? flat[key->path] : key->defaultValue;
+      object[jsonPointer(path.substr(dot + 1))] = value;
+      flat[key->path] = validated(*key, object);
+      return;
+    }
+    if (dot == 0) break;
+  }
+  throw ConfigError(unknownKeyMessage(schema, path));
 }
 
 }  // namespace
@@ -282,6 +304,10 @@ bool Config::getBool(const std::string& path) const {
 std::string Config::getString(const std::string& path) const {
   return at(path, ConfigKind::kString).get<std::string>();
 }
+nlohmann::json Config::getObject(const std::string& path) const {
+  return at(path, ConfigKind::kObject);
+}
+
 std::vector<double> Config::getFloatList(const std::string& path) const {
   return at(path, ConfigKind::kFloatList).get<std::vector<double>>();
 }

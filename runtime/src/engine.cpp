@@ -8,6 +8,7 @@
 #include <torch/nn/module.h>
 #include <torch/nn/utils/clip_grad.h>
 #include <torch/optim/optimizer.h>
+#include <torch/optim/sgd.h>
 
 #include <chrono>
 #include <condition_variable>
@@ -17,6 +18,9 @@
 #include <stdexcept>
 #include <thread>
 
+#include "bucket_reducer.h"
+#include "compression_settings.h"
+#include "hearth/compress/registry.h"
 #include "hearth/runtime/bucket_plan.h"
 
 namespace hearth {
@@ -60,6 +64,13 @@ EngineOptions EngineOptions::fromConfig(const Config& config) {
   options.bucketCapMb = config.getFloat("communication.bucket_cap_mb");
   options.timeout = Millis(static_cast<int64_t>(config.getFloat("communication.timeout_s") * 1000));
   options.gradientClipping = config.getFloat("gradient_clipping");
+  const CompressionSettings compression = resolveCompression(config);
+  options.codec = compression.codec;
+  options.codecParams = compression.params;
+  options.denseBelowNumel = compression.denseBelowNumel;
+  options.localMomentum = compression.localMomentum;
+  options.localNesterov = compression.localNesterov;
+  options.localWeightDecay = compression.localWeightDecay;
   return options;
 }
 
@@ -71,6 +82,8 @@ struct Engine::Impl {
 
   void broadcastInitialState(const std::vector<at::Tensor>& state);
   void buildBuckets();
+  void buildReducers();
+  void applyLocalWeightDecay();
   void installHooks(const std::shared_ptr<Impl>& self);
   void removeHooks();
 
@@ -90,6 +103,9 @@ struct Engine::Impl {
   std::vector<at::Tensor> params_;
   BucketPlan plan_;
   std::vector<at::Tensor> bucketBuffers_;
+  std::vector<std::unique_ptr<BucketReducer>> reducers_;
+  std::vector<at::Tensor> weightDecayBuffers_;
+  double epoch_ = 0.0;
   std::vector<at::Tensor> gradViews_;
   std::vector<std::shared_ptr<torch::autograd::Node>> accumulators_;
   std::vector<std::uintptr_t> hookKeys_;
@@ -149,6 +165,7 @@ Engine::Impl::Impl(std::vector<at::Tensor> parameters, std::vector<at::Tensor> b
     broadcastInitialState(state);
   }
   buildBuckets();
+  buildReducers();
   commThread_ = std::thread([this] { communicationLoop(); });
 }
 
@@ -211,7 +228,17 @@ void Engine::Impl::buildBuckets() {
   for (const auto& p : params_) numels.push_back(static_cast<std::size_t>(p.numel()));
   const auto capElements = std::max<std::size_t>(
       1, static_cast<std::size_t>(options_.bucketCapMb * 1024.0 * 1024.0 / sizeof(float)));
-  plan_ = planBuckets(numels, capElements);
+  // With compression, biases, norms and small tensors get dense buckets of
+  // their own (group 1), as in the DGC reference implementation.
+  std::vector<int> groups(params_.size(), 0);
+  if (options_.codec != "none") {
+    for (std::size_t i = 0; i < params_.size(); ++i) {
+      const bool small = params_[i].dim() <= 1 ||
+                         static_cast<std::size_t>(params_[i].numel()) < options_.denseBelowNumel;
+      groups[i] = small ? 1 : 0;
+    }
+  }
+  plan_ = planBuckets(numels, capElements, groups);
   bucketBuffers_.clear();
   for (const auto& bucket : plan_.buckets) {
     bucketBuffers_.push_back(at::zeros({static_cast<int64_t>(bucket.numel)}, at::kFloat));
@@ -231,6 +258,65 @@ void Engine::Impl::buildBuckets() {
   }
   pendingInBucket_.assign(plan_.buckets.size(), 0);
   gradSeen_.assign(params_.size(), 0);
+}
+
+void Engine::Impl::buildReducers() {
+  bool codecOwnsMomentum = false;
+  reducers_.clear();
+  for (std::size_t b = 0; b < plan_.buckets.size(); ++b) {
+    const bool compressed = options_.codec != "none" && plan_.buckets[b].group == 0;
+    if (compressed) {
+      std::unique_ptr<compress::Compressor> compressor;
+      try {
+        compressor =
+            compress::makeCompressor(options_.codec, options_.codecParams, plan_.buckets[b].numel);
+      } catch (const std::invalid_argument& e) {
+        throw ConfigError(std::string("compression: ") + e.what());
+      }
+      codecOwnsMomentum = codecOwnsMomentum || compressor->ownsMomentum();
+      reducers_.push_back(makeCompressedReducer(*comm_, options_.timeout, std::move(compressor)));
+    } else {
+      reducers_.push_back(makeDenseReducer(*comm_, options_.timeout, options_.localMomentum,
+                                           options_.localNesterov));
+    }
+  }
+  if (codecOwnsMomentum) {
+    if (auto* sgd = dynamic_cast<torch::optim::SGD*>(&optimizer_)) {
+      for (const auto& group : sgd->param_groups()) {
+        const auto& o = static_cast<const torch::optim::SGDOptions&>(group.options());
+        if (o.momentum() != 0 || o.weight_decay() != 0) {
+          throw ConfigError(
+              "compression: codec '" + options_.codec +
+              "' applies momentum itself; the SGD optimizer must have momentum 0 and weight decay "
+              "0 (build it with hearth::makeOptimizer, which does this)");
+        }
+      }
+    }
+  }
+}
+
+void Engine::Impl::applyLocalWeightDecay() {
+  if (options_.localWeightDecay <= 0) return;
+  at::NoGradGuard noGrad;
+  if (weightDecayBuffers_.empty()) weightDecayBuffers_.resize(params_.size());
+  const double m = options_.localMomentum;
+  for (std::size_t i = 0; i < params_.size(); ++i) {
+    at::Tensor decay = params_[i].detach() * options_.localWeightDecay;
+    auto& buffer = weightDecayBuffers_[i];
+    if (m > 0) {
+      if (!buffer.defined()) {
+        buffer = decay.clone();
+      } else {
+        buffer.mul_(m).add_(decay);
+      }
+      if (options_.localNesterov) {
+        decay.add_(buffer, m);
+      } else {
+        decay = buffer;
+      }
+    }
+    params_[i].mutable_grad().add_(decay);
+  }
 }
 
 void Engine::Impl::installHooks(const std::shared_ptr<Impl>& self) {
@@ -286,15 +372,19 @@ void Engine::Impl::launchReadyLocked() {
 }
 
 void Engine::Impl::communicationLoop() {
-  const int world = comm_->worldSize();
   for (;;) {
     std::size_t b = 0;
+    compress::StepInfo info;
     {
       std::unique_lock<std::mutex> lock(mu_);
       cv_.wait(lock, [&] { return shutdown_ || !queue_.empty(); });
       if (shutdown_) return;
       b = queue_.front();
       queue_.pop_front();
+      info.step = static_cast<std::int64_t>(stats_.optimizerSteps);
+      info.epoch = epoch_;
+      info.rank = comm_->rank();
+      info.worldSize = comm_->worldSize();
       if (error_) {  // the group is broken: do not start more collectives
         ++completed_;
         cv_.notify_all();
@@ -303,19 +393,16 @@ void Engine::Impl::communicationLoop() {
     }
     const auto start = Clock::now();
     std::exception_ptr failure;
-    auto& buffer = bucketBuffers_[b];
+    BucketTraffic traffic;
     try {
-      comm_->allreduceSum(buffer.data_ptr<float>(), static_cast<std::size_t>(buffer.numel()),
-                          options_.timeout);
-      if (world > 1) buffer.mul_(1.0 / world);
+      traffic = reducers_[b]->reduce(bucketBuffers_[b], info);
     } catch (...) {
       failure = std::current_exception();
     }
     std::lock_guard<std::mutex> lock(mu_);
-    const std::uint64_t bytes = static_cast<std::uint64_t>(buffer.numel()) * sizeof(float);
-    stats_.collectiveCalls += 1;
-    stats_.bytesReduced += bytes;
-    stats_.wireBytesEstimate += world > 1 ? 2 * bytes * (world - 1) / world : 0;
+    stats_.collectiveCalls += traffic.collectiveCalls;
+    stats_.bytesReduced += traffic.payloadBytes;
+    stats_.wireBytesEstimate += traffic.wireBytes;
     stats_.commSeconds += secondsSince(start);
     if (failure && !error_) {
       error_ = failure;
@@ -408,6 +495,7 @@ bool Engine::Impl::step() {
   if (options_.gradientClipping > 0) {
     torch::nn::utils::clip_grad_norm_(params_, options_.gradientClipping);
   }
+  applyLocalWeightDecay();
   optimizer_.step();
   zeroGrad();
   std::lock_guard<std::mutex> lock(mu_);
@@ -458,6 +546,13 @@ int Engine::rank() const {
 }
 int Engine::worldSize() const {
   return impl_->comm_->worldSize();
+}
+std::string Engine::codec() const {
+  return impl_->options_.codec;
+}
+void Engine::setEpoch(double epoch) {
+  std::lock_guard<std::mutex> lock(impl_->mu_);
+  impl_->epoch_ = epoch;
 }
 EngineStats Engine::stats() const {
   std::lock_guard<std::mutex> lock(impl_->mu_);

@@ -1,6 +1,8 @@
 // The Engine's configuration keys: one table, used for validation and docs.
 #include "hearth/runtime/engine_schema.h"
 
+#include "hearth/compress/registry.h"
+
 namespace hearth {
 
 ConfigSchema engineConfigSchema() {
@@ -52,6 +54,20 @@ ConfigSchema engineConfigSchema() {
          1.0 / 1024, 4096.0});
   s.add({"communication.timeout_s", K::kFloat, 300.0,
          "Timeout of every collective and of the rendezvous, in seconds.", 0.1, 86400.0});
+  s.add({"compression.codec",
+         K::kString,
+         "none",
+         "Gradient codec for large tensors (docs/codecs.md, docs/dgc.md); none = dense "
+         "allreduce.",
+         {},
+         {},
+         compress::codecNames()});
+  s.add({"compression.params", K::kObject, nlohmann::json::object(),
+         "The codec's parameters, e.g. {\"density\": 0.001} for dgc; override one with "
+         "--set compression.params.density=0.001."});
+  s.add({"compression.dense_below_numel", K::kInt, 1024,
+         "Tensors smaller than this, and all 1-D tensors (biases, norms), go to dense buckets.",
+         0});
   s.add({"logging.log_interval", K::kInt, 10, "Steps between progress lines on rank 0.", 1});
   s.add({"logging.metrics_file", K::kString, "",
          "JSONL file for per-step metrics written by rank 0; empty disables."});

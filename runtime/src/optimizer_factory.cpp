@@ -1,5 +1,7 @@
 #include "hearth/runtime/optimizer_factory.h"
 
+#include "compression_settings.h"
+
 #include <torch/optim/adam.h>
 #include <torch/optim/adamw.h>
 #include <torch/optim/sgd.h>
@@ -13,6 +15,10 @@ std::unique_ptr<torch::optim::Optimizer> makeOptimizer(const Config& config,
   const double weightDecay = config.getFloat("optimizer.params.weight_decay");
   if (type == "sgd") {
     torch::optim::SGDOptions options(lr);
+    if (resolveCompression(config).optimizerMomentumMoved) {
+      // The codec (DGC) applies momentum, the Engine the weight decay.
+      return std::make_unique<torch::optim::SGD>(std::move(parameters), options);
+    }
     options.momentum(config.getFloat("optimizer.params.momentum"))
         .nesterov(config.getBool("optimizer.params.nesterov"))
         .weight_decay(weightDecay);

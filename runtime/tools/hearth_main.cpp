@@ -1,14 +1,50 @@
 // hearth — the project's command-line multi-tool.
-//   hearth config-doc              print the configuration keys as Markdown
+//   hearth config-doc                 print the configuration keys as Markdown
 //   hearth config-check FILE [--set key=value]...
-//                                  validate a config file; print the effective config
-// Exit codes: 0 ok, 2 invalid input.
+//                                     validate a config file; print the effective config
+//   hearth inspect FILE [--numel N]   describe a gradient payload, or say why it is invalid
+//   hearth codecs                     list the gradient codecs
+// Exit codes: 0 ok, 1 invalid payload, 2 invalid input or usage.
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
+#include <fstream>
 #include <iostream>
+#include <iterator>
 
+#include "hearth/compress/inspect.h"
+#include "hearth/compress/registry.h"
 #include "hearth/runtime/engine_schema.h"
+
+namespace {
+
+int inspect(const std::string& path, std::uint64_t numel) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    std::fprintf(stderr, "hearth inspect: cannot open '%s'\n", path.c_str());
+    return 2;
+  }
+  constexpr std::size_t kMaxFile = std::size_t(1) << 32;
+  std::vector<std::uint8_t> bytes;
+  in.seekg(0, std::ios::end);
+  const auto size = static_cast<std::size_t>(in.tellg());
+  if (size > kMaxFile) {
+    std::fprintf(stderr, "hearth inspect: '%s' is larger than any payload (4 GiB)\n", path.c_str());
+    return 1;
+  }
+  in.seekg(0);
+  bytes.resize(size);
+  in.read(reinterpret_cast<char*>(bytes.data()), static_cast<std::streamsize>(size));
+  const auto report = hearth::compress::inspectPayload(bytes.data(), bytes.size(), numel);
+  if (!report.valid) {
+    std::fprintf(stderr, "%s: %s\n", path.c_str(), report.text.c_str());
+    return 1;
+  }
+  std::cout << report.text;
+  return 0;
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"hearth: tools for hearth's data-parallel runtime"};
@@ -22,7 +58,24 @@ int main(int argc, char** argv) {
   check->add_option("file", file, "Config file (JSON)")->required();
   check->add_option("--set", overrides, "Override a key: key=value (repeatable)");
 
+  auto* inspectCommand =
+      app.add_subcommand("inspect", "Describe a gradient payload file or say why it is invalid");
+  std::string payloadPath;
+  std::uint64_t numel = 0;
+  inspectCommand->add_option("file", payloadPath, "Payload file")->required();
+  inspectCommand->add_option("--numel", numel,
+                             "Expected number of elements (default: trust the header, bounded)");
+
+  auto* codecsCommand = app.add_subcommand("codecs", "List the gradient codecs");
+
   CLI11_PARSE(app, argc, argv);
+  if (inspectCommand->parsed()) return inspect(payloadPath, numel);
+  if (codecsCommand->parsed()) {
+    for (const auto& codec : hearth::compress::codecs()) {
+      std::printf("%-10s %s\n", codec.name.c_str(), codec.description.c_str());
+    }
+    return 0;
+  }
   const auto schema = hearth::engineConfigSchema();
   if (doc->parsed()) {
     std::cout << schema.toMarkdown();

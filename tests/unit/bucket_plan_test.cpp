@@ -43,5 +43,23 @@ TEST(BucketPlan, EmptyAndZeroSized) {
   EXPECT_THROW(planBuckets({1}, 0), std::invalid_argument);
 }
 
+TEST(BucketPlan, GroupsNeverMixAndFollowReadyOrder) {
+  // Tensors 0..5; odd ones are "dense" (group 1).
+  const std::vector<std::size_t> numels = {10, 1, 10, 1, 10, 1};
+  const std::vector<int> groups = {0, 1, 0, 1, 0, 1};
+  const auto plan = planBuckets(numels, 100, groups);
+  ASSERT_EQ(plan.buckets.size(), 2u);
+  for (const auto& bucket : plan.buckets) {
+    for (const auto& slot : bucket.slots) EXPECT_EQ(groups[slot.tensorIndex], bucket.group);
+  }
+  // Group 0's lowest tensor (0) is ready after group 1's lowest (1): group 1 first.
+  EXPECT_EQ(plan.buckets[0].group, 1);
+  const auto capped = planBuckets(numels, 15, groups);
+  for (const auto& bucket : capped.buckets) {
+    for (const auto& slot : bucket.slots) EXPECT_EQ(groups[slot.tensorIndex], bucket.group);
+  }
+  EXPECT_THROW(planBuckets(numels, 10, std::vector<int>{0}), std::invalid_argument);
+}
+
 }  // namespace
 }  // namespace hearth

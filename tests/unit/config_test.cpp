@@ -146,5 +146,24 @@ TEST(Config, MarkdownListsEveryKey) {
   }
 }
 
+TEST(Config, ObjectKeysTakeWholeObjectsAndNestedOverrides) {
+  auto config = Config::fromJson(
+      engineConfigSchema(), {{"compression", {{"codec", "dgc"}, {"params", {{"density", 0.01}}}}}},
+      {"compression.params.momentum=0.9", "compression.params.value_type=fp16"});
+  const auto params = config.getObject("compression.params");
+  EXPECT_DOUBLE_EQ(params["density"].get<double>(), 0.01);
+  EXPECT_DOUBLE_EQ(params["momentum"].get<double>(), 0.9);
+  EXPECT_EQ(params["value_type"], "fp16");
+  config = Config::fromJson(engineConfigSchema(), nlohmann::json::object(),
+                            {R"(compression.params={"density":0.5})"});
+  EXPECT_DOUBLE_EQ(config.getObject("compression.params")["density"].get<double>(), 0.5);
+  EXPECT_NE(errorOf({{"compression", {{"params", 3}}}}).find("must be a JSON object"),
+            std::string::npos);
+  EXPECT_NE(errorOf({{"compression", {{"codec", "zip"}}}}).find("must be one of"),
+            std::string::npos);
+  EXPECT_NE(errorOf(nlohmann::json::object(), {"compression.nope.x=1"}).find("unknown key"),
+            std::string::npos);
+}
+
 }  // namespace
 }  // namespace hearth

@@ -21,6 +21,7 @@ struct BucketSlot {
 struct Bucket {
   std::vector<BucketSlot> slots;
   std::size_t numel = 0;
+  int group = 0;  // buckets never mix groups
 };
 
 struct BucketPlan {
@@ -30,5 +31,12 @@ struct BucketPlan {
 
 // REQUIRES: capElements >= 1.
 BucketPlan planBuckets(const std::vector<std::size_t>& tensorNumels, std::size_t capElements);
+
+// Same, with tensors split into groups (e.g. compressed vs dense): one open
+// bucket per group; buckets are numbered in the order they close, which
+// follows the reverse registration order. REQUIRES: groups.size() ==
+// tensorNumels.size().
+BucketPlan planBuckets(const std::vector<std::size_t>& tensorNumels, std::size_t capElements,
+                       const std::vector<int>& groups);
 
 }  // namespace hearth

@@ -29,7 +29,9 @@ class ConfigError : public std::invalid_argument {
   using std::invalid_argument::invalid_argument;
 };
 
-enum class ConfigKind { kInt, kFloat, kBool, kString, kFloatList };
+// kObject: a free-form JSON object validated by its consumer (e.g. a codec's
+// parameters); overrides set it as a whole (key={"a":1}).
+enum class ConfigKind { kInt, kFloat, kBool, kString, kFloatList, kObject };
 
 struct ConfigKey {
   std::string path;  // dotted, e.g. "communication.bucket_cap_mb"
@@ -77,6 +79,7 @@ class Config {
   bool getBool(const std::string& path) const;
   std::string getString(const std::string& path) const;
   std::vector<double> getFloatList(const std::string& path) const;
+  nlohmann::json getObject(const std::string& path) const;
 
   // Every key with its effective value, as a nested JSON document.
   const nlohmann::json& effective() const { return effective_; }

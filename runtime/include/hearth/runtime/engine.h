@@ -42,7 +42,10 @@
 
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "hearth/runtime/config.h"
 #include "hearth/transport/collectives.h"
@@ -65,7 +68,22 @@ struct EngineOptions {
   double gradientClipping = 0.0;  // max global grad norm; 0 = off
   bool broadcastInitialState = true;
 
-  // Reads gradient_accumulation_steps, gradient_clipping and communication.*.
+  // Gradient compression (compress/registry.h names). "none" is the plain
+  // bucketed allreduce. Parameters with fewer than denseBelowNumel elements
+  // or at most one dimension (biases, norms) go to dense buckets.
+  std::string codec = "none";
+  nlohmann::json codecParams = nlohmann::json::object();
+  std::size_t denseBelowNumel = 1024;
+  // With a codec that owns momentum (DGC): momentum SGD applied by the Engine
+  // to the dense buckets and to the weight-decay term, which DGC's reference
+  // keeps out of compression: buf = m*buf + wd*p; grad += buf.
+  double localMomentum = 0.0;
+  bool localNesterov = false;
+  double localWeightDecay = 0.0;
+
+  // Reads gradient_accumulation_steps, gradient_clipping, communication.* and
+  // compression.* (see compression_settings.h for how they combine with the
+  // optimizer keys).
   static EngineOptions fromConfig(const Config& config);
 };
 
@@ -105,6 +123,11 @@ class Engine {
   int rank() const;
   int worldSize() const;
   EngineStats stats() const;
+  // Name of the codec reducing the large buckets ("none" when uncompressed).
+  std::string codec() const;
+  // Fractional epochs completed, for codecs with epoch-based schedules (DGC
+  // warm-up in epochs). Steps are counted by the Engine itself.
+  void setEpoch(double epoch);
 
   struct Impl;
 
