@@ -7,6 +7,7 @@ CompressionSettings resolveCompression(const Config& config) {
   s.codec = config.getString("compression.codec");
   s.params = config.getObject("compression.params");
   s.denseBelowNumel = static_cast<std::size_t>(config.getInt("compression.dense_below_numel"));
+  s.denseOneDimensional = config.getBool("compression.dense_1d");
   if (s.codec != "dgc") return s;
 
   const std::string optimizer = config.getString("optimizer.type");

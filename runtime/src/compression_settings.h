@@ -26,6 +26,7 @@ struct CompressionSettings {
   std::string codec = "none";
   nlohmann::json params = nlohmann::json::object();
   std::size_t denseBelowNumel = 1024;
+  bool denseOneDimensional = true;
   bool optimizerMomentumMoved = false;  // build the SGD optimizer without momentum/decay
   double localMomentum = 0.0;
   bool localNesterov = false;

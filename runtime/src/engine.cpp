@@ -68,6 +68,7 @@ EngineOptions EngineOptions::fromConfig(const Config& config) {
   options.codec = compression.codec;
   options.codecParams = compression.params;
   options.denseBelowNumel = compression.denseBelowNumel;
+  options.denseOneDimensional = compression.denseOneDimensional;
   options.localMomentum = compression.localMomentum;
   options.localNesterov = compression.localNesterov;
   options.localWeightDecay = compression.localWeightDecay;
@@ -233,7 +234,7 @@ void Engine::Impl::buildBuckets() {
   std::vector<int> groups(params_.size(), 0);
   if (options_.codec != "none") {
     for (std::size_t i = 0; i < params_.size(); ++i) {
-      const bool small = params_[i].dim() <= 1 ||
+      const bool small = (options_.denseOneDimensional && params_[i].dim() <= 1) ||
                          static_cast<std::size_t>(params_[i].numel()) < options_.denseBelowNumel;
       groups[i] = small ? 1 : 0;
     }

@@ -66,8 +66,9 @@ ConfigSchema engineConfigSchema() {
          "The codec's parameters, e.g. {\"density\": 0.001} for dgc; override one with "
          "--set compression.params.density=0.001."});
   s.add({"compression.dense_below_numel", K::kInt, 1024,
-         "Tensors smaller than this, and all 1-D tensors (biases, norms), go to dense buckets.",
-         0});
+         "Tensors with fewer elements go to dense (uncompressed) buckets.", 0});
+  s.add({"compression.dense_1d", K::kBool, true,
+         "1-D tensors (biases, norm weights) go to dense buckets, as in the DGC paper."});
   s.add({"logging.log_interval", K::kInt, 10, "Steps between progress lines on rank 0.", 1});
   s.add({"logging.metrics_file", K::kString, "",
          "JSONL file for per-step metrics written by rank 0; empty disables."});

@@ -69,11 +69,13 @@ struct EngineOptions {
   bool broadcastInitialState = true;
 
   // Gradient compression (compress/registry.h names). "none" is the plain
-  // bucketed allreduce. Parameters with fewer than denseBelowNumel elements
-  // or at most one dimension (biases, norms) go to dense buckets.
+  // bucketed allreduce. Parameters with fewer than denseBelowNumel elements,
+  // and with denseOneDimensional those of at most one dimension (biases,
+  // norms), go to dense buckets.
   std::string codec = "none";
   nlohmann::json codecParams = nlohmann::json::object();
   std::size_t denseBelowNumel = 1024;
+  bool denseOneDimensional = true;
   // With a codec that owns momentum (DGC): momentum SGD applied by the Engine
   // to the dense buckets and to the weight-decay term, which DGC's reference
   // keeps out of compression: buf = m*buf + wd*p; grad += buf.
