@@ -6,56 +6,13 @@
 #include <stdexcept>
 
 #include "codec_common.h"
+#include "dgc_selection.h"
 #include "hearth/compress/dtype.h"
 
 namespace hearth::compress {
-namespace {
-
-// |x| as an integer with the same order; NaN sorts above infinity.
-std::uint32_t magnitudeKey(float x) {
-  return floatBits(x) & 0x7FFFFFFFu;
-}
-
-}  // namespace
-
-void selectTopK(const float* p, std::size_t n, std::size_t k, std::vector<std::uint32_t>& indices,
-                std::vector<std::uint32_t>& scratch) {
-  indices.clear();
-  if (k == 0) return;
-  indices.reserve(k);
-  if (k >= n) {
-    for (std::size_t i = 0; i < n; ++i) indices.push_back(static_cast<std::uint32_t>(i));
-    return;
-  }
-  // Radix select of the k-th largest key: a histogram of the top 11 bits
-  // (sign is clear: 8 exponent bits + 3 mantissa bits, eighths of an octave)
-  // finds the bucket holding it; an exact selection among that bucket's keys
-  // finishes. Everything above the threshold is in; ties at it fill the
-  // remaining places from the lowest index up.
-  constexpr int kShift = 20;
-  std::size_t histogram[std::size_t{1} << 11] = {};
-  for (std::size_t i = 0; i < n; ++i) ++histogram[magnitudeKey(p[i]) >> kShift];
-  std::size_t bucket = std::size(histogram) - 1, above = 0;
-  while (above + histogram[bucket] < k) above += histogram[bucket--];
-  scratch.clear();
-  for (std::size_t i = 0; i < n; ++i) {
-    const std::uint32_t key = magnitudeKey(p[i]);
-    if ((key >> kShift) == bucket) scratch.push_back(key);
-  }
-  const std::size_t need = k - above;  // 1 <= need <= scratch.size()
-  auto kth = scratch.begin() + static_cast<std::ptrdiff_t>(need - 1);
-  std::nth_element(scratch.begin(), kth, scratch.end(), std::greater<std::uint32_t>());
-  const std::uint32_t threshold = *kth;
-  above += static_cast<std::size_t>(
-      std::count_if(scratch.begin(), kth, [threshold](std::uint32_t m) { return m > threshold; }));
-  std::size_t ties = k - above;
-  for (std::size_t i = 0; i < n && indices.size() < k; ++i) {
-    const std::uint32_t key = magnitudeKey(p[i]);
-    if (key > threshold || (key == threshold && ties > 0)) {
-      if (key == threshold) --ties;
-      indices.push_back(static_cast<std::uint32_t>(i));
-    }
-  }
+void selectTopK(const float* p, std::size_t n, std::size_t k, std::vector<std::uint32_t>& indices) {
+  // One exact top-k for every sparse codec: DGC's radix select.
+  selectTopKByMagnitude(p, n, k, indices, /*skipZeros=*/false);
 }
 
 void sampleRandomK(CodecRng& rng, std::size_t n, std::size_t k, std::vector<std::uint32_t>& indices,

@@ -1,9 +1,9 @@
 // sparsify.h (internal) — coordinate selection for the sparse codecs and
 // their shared base class.
 //
-// selectTopK: the exact k largest |p[i]| (ties go to the lowest indices, NaN
-// counts as largest), returned as strictly increasing indices; a radix
-// select, O(numel) plus a selection among the keys near the threshold.
+// selectTopK: the exact k largest |p[i]| (ties go to the lowest indices),
+// returned as strictly increasing indices (selectTopKByMagnitude in
+// dgc_selection.h: a radix select, a few passes over p).
 // sampleRandomK: k distinct uniform coordinates (Floyd's algorithm over a
 // bitmap, O(k + numel/64)), strictly increasing.
 //
@@ -25,9 +25,8 @@
 
 namespace hearth::compress {
 
-// REQUIRES: k <= n. `scratch` is reused between calls to avoid allocation.
-void selectTopK(const float* p, std::size_t n, std::size_t k, std::vector<std::uint32_t>& indices,
-                std::vector<std::uint32_t>& scratch);
+// REQUIRES: k <= n. `indices` keeps its capacity between calls.
+void selectTopK(const float* p, std::size_t n, std::size_t k, std::vector<std::uint32_t>& indices);
 
 // REQUIRES: k <= n. `bitmap` is scratch reused between calls.
 void sampleRandomK(CodecRng& rng, std::size_t n, std::size_t k, std::vector<std::uint32_t>& indices,

@@ -13,11 +13,10 @@ class TopKCompressor final : public SparseCompressor {
 
  protected:
   void select(const float* p, const StepInfo& info, std::vector<std::uint32_t>& indices) override {
-    selectTopK(p, numel(), k(), indices, scratch_);
+    selectTopK(p, numel(), k(), indices);
   }
 
  private:
-  std::vector<std::uint32_t> scratch_;
 };
 
 }  // namespace

@@ -107,19 +107,19 @@ TEST(CodecStatistics, RandomKIsUniformAndDiffersAcrossRanksAndSteps) {
 }
 
 TEST(CodecStatistics, SelectTopKMatchesAFullSortIncludingTiesAndNaN) {
-  std::vector<std::uint32_t> indices, scratch;
+  std::vector<std::uint32_t> indices;
   const std::vector<float> p = {3, -3, 0, 3, NAN, -1, 3};
-  selectTopK(p.data(), p.size(), 3, indices, scratch);
+  selectTopK(p.data(), p.size(), 3, indices);
   EXPECT_EQ(indices, (std::vector<std::uint32_t>{0, 1, 4}));  // NaN ranks first
-  selectTopK(p.data(), p.size(), 0, indices, scratch);
+  selectTopK(p.data(), p.size(), 0, indices);
   EXPECT_TRUE(indices.empty());
-  selectTopK(p.data(), p.size(), 7, indices, scratch);
+  selectTopK(p.data(), p.size(), 7, indices);
   EXPECT_EQ(indices.size(), 7u);
   const std::vector<float> equal(1000, -0.5f);  // one bucket, all ties
-  selectTopK(equal.data(), equal.size(), 10, indices, scratch);
+  selectTopK(equal.data(), equal.size(), 10, indices);
   EXPECT_EQ(indices, (std::vector<std::uint32_t>{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}));
   const std::vector<float> signedZeros = {0.0f, -0.0f, 1e-45f, -0.0f};
-  selectTopK(signedZeros.data(), signedZeros.size(), 2, indices, scratch);
+  selectTopK(signedZeros.data(), signedZeros.size(), 2, indices);
   EXPECT_EQ(indices, (std::vector<std::uint32_t>{0, 2}));  // denormal, then the first zero
 }
 
