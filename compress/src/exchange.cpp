@@ -4,13 +4,14 @@ namespace hearth::compress {
 
 StepTraffic runCompressedStep(Compressor& compressor, Collectives& collectives,
                               const GradientView& gradient, float* averaged, const StepInfo& info,
-                              Millis timeout) {
+                              Millis timeout, const SendObserver& onSend) {
   StepTraffic traffic;
   const std::size_t world = static_cast<std::size_t>(collectives.worldSize());
   ExchangeRequest request = compressor.begin(gradient, info);
   for (;;) {
     ExchangeResult result;
     ++traffic.rounds;
+    if (onSend) onSend(request);
     if (request.op == ExchangeOp::kAllgatherBytes) {
       traffic.payloadBytes += request.bytes.size();
       // Every other rank receives this rank's payload once.

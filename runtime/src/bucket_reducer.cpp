@@ -2,6 +2,11 @@
 
 #include <ATen/ATen.h>
 
+#include <cstdio>
+#include <fstream>
+
+#include "hearth/runtime/logging.h"
+
 #include "hearth/compress/exchange.h"
 
 namespace hearth {
@@ -47,16 +52,23 @@ class DenseReducer final : public BucketReducer {
 class CompressedReducer final : public BucketReducer {
  public:
   CompressedReducer(Collectives& collectives, Millis timeout,
-                    std::unique_ptr<compress::Compressor> compressor)
-      : collectives_(collectives), timeout_(timeout), compressor_(std::move(compressor)) {}
+                    std::unique_ptr<compress::Compressor> compressor, PayloadCapture capture)
+      : collectives_(collectives),
+        timeout_(timeout),
+        compressor_(std::move(compressor)),
+        capture_(std::move(capture)) {}
 
   BucketTraffic reduce(at::Tensor& buffer, const compress::StepInfo& info) override {
     compress::GradientView gradient{buffer.data_ptr<float>(),
                                     static_cast<std::size_t>(buffer.numel()),
                                     compress::DType::kFloat32};
     // begin() consumes the gradient before finish() overwrites the buffer.
-    const auto step = compress::runCompressedStep(*compressor_, collectives_, gradient,
-                                                  buffer.data_ptr<float>(), info, timeout_);
+    compress::SendObserver observer;
+    if (!capture_.directory.empty() && info.step % capture_.interval == 0) {
+      observer = [&](const compress::ExchangeRequest& request) { save(request, info); };
+    }
+    const auto step = compress::runCompressedStep(
+        *compressor_, collectives_, gradient, buffer.data_ptr<float>(), info, timeout_, observer);
     BucketTraffic traffic;
     traffic.payloadBytes = step.payloadBytes;
     traffic.wireBytes = step.wireBytes;
@@ -66,9 +78,28 @@ class CompressedReducer final : public BucketReducer {
   bool ownsMomentum() const override { return compressor_->ownsMomentum(); }
 
  private:
+  // Best effort: a capture that cannot be written is reported once, training
+  // goes on.
+  void save(const compress::ExchangeRequest& request, const compress::StepInfo& info) {
+    if (request.op != compress::ExchangeOp::kAllgatherBytes || captureFailed_) return;
+    char name[96];
+    std::snprintf(name, sizeof name, "/step%06lld_bucket%zu_rank%d.hgrd",
+                  static_cast<long long>(info.step), capture_.bucket, info.rank);
+    const std::string path = capture_.directory + name;
+    std::ofstream out(path, std::ios::binary);
+    out.write(reinterpret_cast<const char*>(request.bytes.data()),
+              static_cast<std::streamsize>(request.bytes.size()));
+    if (!out) {
+      captureFailed_ = true;
+      logWarning("payload capture: cannot write '" + path + "'; capturing stops");
+    }
+  }
+
   Collectives& collectives_;
   Millis timeout_;
   std::unique_ptr<compress::Compressor> compressor_;
+  PayloadCapture capture_;
+  bool captureFailed_ = false;
 };
 
 }  // namespace
@@ -79,8 +110,10 @@ std::unique_ptr<BucketReducer> makeDenseReducer(Collectives& collectives, Millis
 }
 
 std::unique_ptr<BucketReducer> makeCompressedReducer(
-    Collectives& collectives, Millis timeout, std::unique_ptr<compress::Compressor> compressor) {
-  return std::make_unique<CompressedReducer>(collectives, timeout, std::move(compressor));
+    Collectives& collectives, Millis timeout, std::unique_ptr<compress::Compressor> compressor,
+    PayloadCapture capture) {
+  return std::make_unique<CompressedReducer>(collectives, timeout, std::move(compressor),
+                                             std::move(capture));
 }
 
 }  // namespace hearth

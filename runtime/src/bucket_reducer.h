@@ -15,6 +15,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "hearth/compress/compressor.h"
@@ -38,7 +39,16 @@ class BucketReducer {
 
 std::unique_ptr<BucketReducer> makeDenseReducer(Collectives& collectives, Millis timeout,
                                                 double momentum, bool nesterov);
+// Writes this rank's payloads every `interval` optimizer steps to
+// `directory`/step<S>_bucket<B>_rank<R>.hgrd (for `hearth inspect`).
+struct PayloadCapture {
+  std::string directory;  // empty: off
+  std::int64_t interval = 100;
+  std::size_t bucket = 0;
+};
+
 std::unique_ptr<BucketReducer> makeCompressedReducer(
-    Collectives& collectives, Millis timeout, std::unique_ptr<compress::Compressor> compressor);
+    Collectives& collectives, Millis timeout, std::unique_ptr<compress::Compressor> compressor,
+    PayloadCapture capture = {});
 
 }  // namespace hearth

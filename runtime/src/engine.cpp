@@ -72,6 +72,8 @@ EngineOptions EngineOptions::fromConfig(const Config& config) {
   options.localMomentum = compression.localMomentum;
   options.localNesterov = compression.localNesterov;
   options.localWeightDecay = compression.localWeightDecay;
+  options.captureDir = config.getString("compression.capture_dir");
+  options.captureInterval = config.getInt("compression.capture_interval");
   return options;
 }
 
@@ -275,7 +277,9 @@ void Engine::Impl::buildReducers() {
         throw ConfigError(std::string("compression: ") + e.what());
       }
       codecOwnsMomentum = codecOwnsMomentum || compressor->ownsMomentum();
-      reducers_.push_back(makeCompressedReducer(*comm_, options_.timeout, std::move(compressor)));
+      PayloadCapture capture{options_.captureDir, options_.captureInterval, b};
+      reducers_.push_back(
+          makeCompressedReducer(*comm_, options_.timeout, std::move(compressor), capture));
     } else {
       reducers_.push_back(makeDenseReducer(*comm_, options_.timeout, options_.localMomentum,
                                            options_.localNesterov));

@@ -69,6 +69,11 @@ ConfigSchema engineConfigSchema() {
          "Tensors with fewer elements go to dense (uncompressed) buckets.", 0});
   s.add({"compression.dense_1d", K::kBool, true,
          "1-D tensors (biases, norm weights) go to dense buckets, as in the DGC paper."});
+  s.add({"compression.capture_dir", K::kString, "",
+         "Directory where each rank saves its compressed payloads (hearth inspect reads them); "
+         "empty disables."});
+  s.add({"compression.capture_interval", K::kInt, 100,
+         "Capture payloads every this many optimizer steps.", 1});
   s.add({"logging.log_interval", K::kInt, 10, "Steps between progress lines on rank 0.", 1});
   s.add({"logging.metrics_file", K::kString, "",
          "JSONL file for per-step metrics written by rank 0; empty disables."});

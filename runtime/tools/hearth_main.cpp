@@ -8,6 +8,7 @@
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <iterator>
@@ -19,6 +20,11 @@
 namespace {
 
 int inspect(const std::string& path, std::uint64_t numel) {
+  std::error_code error;
+  if (!std::filesystem::is_regular_file(path, error)) {
+    std::fprintf(stderr, "hearth inspect: '%s' is not a readable file\n", path.c_str());
+    return 2;
+  }
   std::ifstream in(path, std::ios::binary);
   if (!in) {
     std::fprintf(stderr, "hearth inspect: cannot open '%s'\n", path.c_str());

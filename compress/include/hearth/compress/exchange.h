@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstddef>
+#include <functional>
 
 #include "hearth/compress/compressor.h"
 #include "hearth/transport/collectives.h"
@@ -22,8 +23,12 @@ struct StepTraffic {
   int rounds = 0;
 };
 
+// Called with each request this rank is about to send (e.g. to capture
+// payloads for `hearth inspect`); must not throw.
+using SendObserver = std::function<void(const ExchangeRequest&)>;
+
 StepTraffic runCompressedStep(Compressor& compressor, Collectives& collectives,
                               const GradientView& gradient, float* averaged, const StepInfo& info,
-                              Millis timeout);
+                              Millis timeout, const SendObserver& onSend = {});
 
 }  // namespace hearth::compress

@@ -82,6 +82,10 @@ struct EngineOptions {
   double localMomentum = 0.0;
   bool localNesterov = false;
   double localWeightDecay = 0.0;
+  // Save this rank's compressed payloads every captureInterval steps into
+  // captureDir (empty: off), for `hearth inspect`.
+  std::string captureDir;
+  std::int64_t captureInterval = 100;
 
   // Reads gradient_accumulation_steps, gradient_clipping, communication.* and
   // compression.* (see compression_settings.h for how they combine with the
