@@ -28,6 +28,7 @@
 #endif
 
 #include "dgc.h"
+#include "dgc_selection.h"
 
 namespace hearth::compress {
 namespace {
@@ -157,6 +158,34 @@ BENCHMARK(BM_DgcStreamBaseline)
     ->Arg(16 << 20)
     ->Arg(64 << 20)
     ->Unit(benchmark::kMillisecond);
+
+// DGC's selection alone (strided sample, threshold, one counting scan,
+// adaptation) on the same data as BM_TorchTopK: the like-for-like comparison
+// with torch::topk, which does selection only.
+void BM_DgcSelect(benchmark::State& state) {
+  const auto n = static_cast<std::size_t>(state.range(0));
+  const auto& v = noise(n, 1);
+  const std::size_t k = selectionCount(kDensity, n);
+  const SamplePlan plan = planSamples(n, kDensity, 0.01);
+  std::vector<std::uint32_t> samples(plan.count);
+  std::vector<std::uint32_t> out;
+  ThresholdSelector selector;
+  std::size_t offset = 0;
+  std::size_t selected = 0;
+  for (auto _ : state) {
+    offset = (offset + 7) % plan.stride;
+    std::size_t count = 0;
+    for (std::size_t i = offset; i < n && count < samples.size(); i += plan.stride) {
+      samples[count++] = magnitudeKey(v[i]);
+    }
+    selected = selector.select(v.data(), n, k, samples.data(), count, out);
+    benchmark::DoNotOptimize(out.data());
+  }
+  setCommon(state, n);
+  state.counters["k"] = static_cast<double>(k);
+  state.counters["selected"] = static_cast<double>(selected);
+}
+BENCHMARK(BM_DgcSelect)->Arg(1 << 20)->Arg(16 << 20)->Arg(64 << 20)->Unit(benchmark::kMillisecond);
 
 void BM_TorchTopK(benchmark::State& state) {
   const auto n = static_cast<std::size_t>(state.range(0));
