@@ -13,7 +13,7 @@ PACKAGES=(
   nlohmann-json3-dev libcli11-dev libspdlog-dev libfmt-dev
   clang-format clang-tidy
   clang libclang-rt-14-dev   # libFuzzer for the payload decoder fuzz test
-  iproute2 iptables procps
+  iproute2 iptables procps python3
 )
 
 SUDO=""
