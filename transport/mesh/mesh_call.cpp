@@ -1,0 +1,97 @@
+// One collective call's plumbing: deadline-bounded chunk receives, tracked
+// non-blocking sends, float serialization.
+#include "mesh_call.h"
+
+#include <algorithm>
+#include <cstring>
+#include <string>
+
+namespace hearth {
+namespace mesh_detail {
+
+static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
+              "mesh collectives serialize floats by memcpy: little-endian hosts only");
+
+namespace {
+constexpr std::size_t kReapThreshold = 64;
+}
+
+Call::Call(Mesh& mesh, const char* op, MeshTag firstTag, Millis timeout,
+           const MeshCollectivesOptions& options)
+    : mesh_(mesh),
+      op_(op),
+      rank_(mesh.rank()),
+      worldSize_(mesh.worldSize()),
+      firstTag_(firstTag),
+      chunkTimeout_(options.chunkTimeout),
+      chunkBytes_(options.chunkBytes),
+      maxItemBytes_(options.maxAllgatherItemBytes) {
+  const Clock::time_point now = Clock::now();
+  if (timeout < Millis(0)) timeout = Millis(0);
+  // Avoid overflow for "no timeout" style values.
+  if (timeout >= std::chrono::duration_cast<Millis>(Clock::time_point::max() - now)) {
+    deadline_ = Clock::time_point::max();
+  } else {
+    deadline_ = now + timeout;
+  }
+}
+
+Millis Call::waitBudget() const {
+  Millis left = kMeshNoTimeout;
+  if (deadline_ != Clock::time_point::max()) {
+    left = std::max(Millis(0),
+                    std::chrono::duration_cast<Millis>(deadline_ - Clock::now()) + Millis(1));
+  }
+  if (chunkTimeout_ > Millis(0)) left = std::min(left, chunkTimeout_);
+  return left;
+}
+
+void Call::send(int peer, MeshTag tag, MeshBytes bytes) {
+  sends_.push_back(mesh_.isend(peer, tag, std::move(bytes)));
+  if (sends_.size() >= kReapThreshold) reapFinishedSends();
+}
+
+void Call::reapFinishedSends() {
+  auto done =
+      std::stable_partition(sends_.begin(), sends_.end(),
+                            [](const std::unique_ptr<MeshRequest>& r) { return !r->test(); });
+  for (auto it = done; it != sends_.end(); ++it) (*it)->wait(Millis(0));  // throws on failure
+  sends_.erase(done, sends_.end());
+}
+
+MeshBytes Call::recv(int peer, MeshTag tag) {
+  return mesh_.recv(peer, tag, waitBudget());
+}
+
+void Call::finishSends() {
+  for (auto& request : sends_) {
+    if (!request->wait(waitBudget())) {
+      request->cancel();
+      throw MeshTimeout(request->peer(), mesh_.backendName() + " mesh rank " +
+                                             std::to_string(rank_) + ": send to rank " +
+                                             std::to_string(request->peer()) + " timed out");
+    }
+  }
+  sends_.clear();
+}
+
+MeshBytes floatsToBytes(const float* data, std::size_t count) {
+  MeshBytes bytes(count * sizeof(float));
+  if (count > 0) std::memcpy(bytes.data(), data, bytes.size());
+  return bytes;
+}
+
+void bytesToFloats(const MeshBytes& bytes, float* out, std::size_t count) {
+  if (count > 0) std::memcpy(out, bytes.data(), count * sizeof(float));
+}
+
+void expectSize(const Call& call, int peer, std::size_t got, std::size_t want) {
+  if (got == want) return;
+  throw CollectiveUsageError(
+      std::string("mesh ") + call.op() + ": rank " + std::to_string(call.rank()) + " got a " +
+      std::to_string(got) + "-byte message from rank " + std::to_string(peer) + ", expected " +
+      std::to_string(want) + " bytes (ranks passed different sizes or counts)");
+}
+
+}  // namespace mesh_detail
+}  // namespace hearth

@@ -1,0 +1,93 @@
+// Internal to transport/mesh: the state of one collective call (its tags,
+// deadline, chunking and outstanding sends) and the algorithms that run on it.
+//
+// Contract
+// - A Call belongs to one collective call on one rank; it is used by one thread.
+// - recv() waits at most min(chunk timeout, time left to the deadline) and
+//   throws MeshTimeout past it; send() is non-blocking (isend) and keeps the
+//   request; finishSends() waits for every outstanding send (until the deadline).
+// - Algorithms throw MeshError subclasses (mapped by MeshCollectives::run) or
+//   CollectiveUsageError for inconsistent sizes across ranks.
+// - Floats are serialized as little-endian IEEE-754 (memcpy on this host).
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "hearth/transport/mesh.h"
+#include "hearth/transport/mesh_collectives.h"
+
+namespace hearth {
+namespace mesh_detail {
+
+using Clock = std::chrono::steady_clock;
+
+class Call {
+ public:
+  Call(Mesh& mesh, const char* op, MeshTag firstTag, Millis timeout,
+       const MeshCollectivesOptions& options);
+
+  Mesh& mesh() { return mesh_; }
+  const char* op() const { return op_; }
+  int rank() const { return rank_; }
+  int worldSize() const { return worldSize_; }
+  std::size_t chunkBytes() const { return chunkBytes_; }
+  std::size_t maxItemBytes() const { return maxItemBytes_; }
+  MeshTag tag(int phase) const { return firstTag_ + static_cast<MeshTag>(phase); }
+
+  void send(int peer, MeshTag tag, MeshBytes bytes);
+  MeshBytes recv(int peer, MeshTag tag);
+  void finishSends();
+
+ private:
+  Millis waitBudget() const;
+  void reapFinishedSends();
+
+  Mesh& mesh_;
+  const char* op_;
+  int rank_;
+  int worldSize_;
+  MeshTag firstTag_;
+  Clock::time_point deadline_;
+  Millis chunkTimeout_;
+  std::size_t chunkBytes_;
+  std::size_t maxItemBytes_;
+  std::vector<std::unique_ptr<MeshRequest>> sends_;
+};
+
+// (x mod worldSize) for possibly negative x.
+inline int ringRank(int x, int worldSize) {
+  return ((x % worldSize) + worldSize) % worldSize;
+}
+
+// Number of chunks of `chunkElems` elements covering `elems` elements.
+inline std::size_t chunkCount(std::size_t elems, std::size_t chunkElems) {
+  return (elems + chunkElems - 1) / chunkElems;
+}
+
+MeshBytes floatsToBytes(const float* data, std::size_t count);
+// REQUIRES: bytes.size() == count * sizeof(float).
+void bytesToFloats(const MeshBytes& bytes, float* out, std::size_t count);
+// Throws CollectiveUsageError naming the call unless got == want.
+void expectSize(const Call& call, int peer, std::size_t got, std::size_t want);
+
+// Ring reduce-scatter over data[0, count): afterwards data[meshRange(rank)]
+// holds the sum over all ranks. With thenAllgather the ring continues so that
+// all of data holds the sum (allreduce). Uses phases 0 and 1.
+void ringReduce(Call& call, float* data, std::size_t count, bool thenAllgather);
+
+// Chain broadcast of data[0, bytes) from root. Uses phase 0.
+void chainBroadcast(Call& call, std::uint8_t* data, std::size_t bytes, int root);
+
+// Ring allgather of variable-size items. Uses phase 0.
+std::vector<MeshBytes> ringAllgather(Call& call, const MeshBytes& mine);
+
+// See MeshCollectives::sparseReduceScatterSum. Uses phase 0.
+std::vector<float> sparseReduceScatter(Call& call, const std::vector<std::uint64_t>& indices,
+                                       const std::vector<float>& values, std::size_t n);
+
+}  // namespace mesh_detail
+}  // namespace hearth
