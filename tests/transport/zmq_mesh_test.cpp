@@ -1,0 +1,438 @@
+// The zmq Mesh backend over an in-process hearth relay on 127.0.0.1: the
+// conformance suite, then relay tests (admission, membership, heartbeat loss,
+// hostile frames, the hearth-relay executable).
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <zmq.hpp>
+#include <zmq_addon.hpp>
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <future>
+#include <mutex>
+#include <thread>
+
+#include "hearth/transport/zmq_mesh.h"
+#include "hearth/transport/zmq_relay.h"
+#include "mesh_conformance.h"
+
+namespace hearth {
+namespace testing {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+constexpr Millis kLong{10000};
+constexpr char kRun[] = "run-1";
+constexpr char kToken[] = "s3cret";
+
+long msSince(Clock::time_point start) {
+  return static_cast<long>(std::chrono::duration_cast<Millis>(Clock::now() - start).count());
+}
+MeshBytes bytesOf(const std::string& s) {
+  return MeshBytes(s.begin(), s.end());
+}
+std::string stringOf(const MeshBytes& b) {
+  return std::string(b.begin(), b.end());
+}
+
+std::unique_ptr<ZmqRelay> startRelay(int worldSize, Millis heartbeatTimeout = Millis(1500)) {
+  ZmqRelayOptions options;
+  options.runId = kRun;
+  options.worldSize = worldSize;
+  options.joinToken = kToken;
+  options.heartbeatTimeout = heartbeatTimeout;
+  options.log = [](const std::string&) {};  // keep test output quiet
+  auto relay = std::make_unique<ZmqRelay>(options);
+  relay->start();
+  return relay;
+}
+
+ZmqMeshOptions nodeOptions(const ZmqRelay& relay) {
+  ZmqMeshOptions options;
+  options.relayEndpoint = relay.endpoint();
+  options.runId = kRun;
+  options.joinToken = kToken;
+  options.joinTimeout = Millis(10000);
+  options.heartbeatInterval = Millis(100);
+  options.heartbeatTimeout = Millis(1500);
+  return options;
+}
+
+// Joins `n` nodes concurrently; returns them ordered by rank.
+std::vector<std::unique_ptr<Mesh>> joinAll(int n, const ZmqMeshOptions& options) {
+  std::vector<std::future<std::unique_ptr<Mesh>>> joins;
+  for (int i = 0; i < n; ++i) {
+    joins.push_back(std::async(std::launch::async, [options] { return connectZmqMesh(options); }));
+  }
+  std::vector<std::unique_ptr<Mesh>> ranks(n);
+  for (auto& j : joins) {
+    auto mesh = j.get();
+    const int r = mesh->rank();
+    ranks.at(r) = std::move(mesh);
+  }
+  return ranks;
+}
+
+MeshBackend zmqBackend() {
+  MeshBackend backend;
+  backend.name = "Zmq";
+  backend.make = [](int worldSize) {
+    // The relay of the previous world is retired here: MeshWorld cannot own it
+    // (its kill function is destroyed before its ranks), and tests run in turn.
+    static std::unique_ptr<ZmqRelay> relay;
+    relay = startRelay(worldSize);
+    ZmqMeshOptions options = nodeOptions(*relay);
+    options.announceLeave = false;  // abort()/kill look like kill -9: heartbeat-detected
+    MeshWorld world;
+    world.ranks = joinAll(worldSize, options);
+    return world;
+  };
+  backend.largeMessageBytes = std::size_t{256} << 20;
+  backend.peerLossBound = Millis(2500);
+  return backend;
+}
+
+INSTANTIATE_TEST_SUITE_P(Zmq, MeshConformance, ::testing::Values(zmqBackend()), meshBackendName);
+
+// ---- a raw DEALER speaking the wire protocol by hand ----
+
+zmq::message_t header(std::initializer_list<std::uint8_t> bytes) {
+  std::vector<std::uint8_t> v(bytes);
+  return zmq::message_t(v.data(), v.size());
+}
+zmq::message_t str(const std::string& s) {
+  return zmq::message_t(s.data(), s.size());
+}
+
+void sendFrames(zmq::socket_t& s, std::vector<zmq::message_t> frames) {
+  zmq::send_multipart(s, frames);
+}
+
+std::vector<zmq::message_t> recvFrames(zmq::socket_t& s, Millis timeout) {
+  zmq::pollitem_t items[] = {{s.handle(), 0, ZMQ_POLLIN, 0}};
+  zmq::poll(items, 1, timeout);
+  std::vector<zmq::message_t> frames;
+  if (items[0].revents & ZMQ_POLLIN) {
+    if (!zmq::recv_multipart(s, std::back_inserter(frames))) frames.clear();
+  }
+  return frames;
+}
+
+// HELLO (version 1, type 1, requested rank -1).
+std::vector<zmq::message_t> hello(const std::string& run, const std::string& token) {
+  std::vector<zmq::message_t> f;
+  f.push_back(header({1, 1, 0xff, 0xff, 0xff, 0xff}));
+  f.push_back(str(run));
+  f.push_back(str(token));
+  return f;
+}
+
+TEST(ZmqRelay, WrongTokenOrRunIsRejectedWithTheReason) {
+  auto relay = startRelay(2);
+  ZmqMeshOptions options = nodeOptions(*relay);
+  options.joinToken = "guess";
+  try {
+    connectZmqMesh(options);
+    FAIL() << "joined with a wrong token";
+  } catch (const MeshRejected& e) {
+    EXPECT_EQ(e.kind(), MeshErrorKind::kRejected);
+    EXPECT_NE(std::string(e.what()).find("bad join token"), std::string::npos) << e.what();
+  }
+  options = nodeOptions(*relay);
+  options.runId = "other-run";
+  try {
+    connectZmqMesh(options);
+    FAIL() << "joined another run";
+  } catch (const MeshRejected& e) {
+    EXPECT_NE(std::string(e.what()).find("unknown run id"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(relay->stats().rejected, 2u);
+  EXPECT_EQ(relay->stats().joined, 0u);
+}
+
+TEST(ZmqRelay, WorldCompletesWithDistinctRanksAndHonoursRequestedRank) {
+  auto relay = startRelay(4);
+  ZmqMeshOptions options = nodeOptions(*relay);
+  // The node asking for rank 2 joins first (a join-order node could take rank 2
+  // otherwise, and the requester would be rejected: "requested rank 2 is taken").
+  ZmqMeshOptions wants2 = options;
+  wants2.requestedRank = 2;
+  auto fixed = std::async(std::launch::async, [wants2] { return connectZmqMesh(wants2); });
+  const auto deadline = Clock::now() + kLong;
+  while (relay->stats().joined < 1 && Clock::now() < deadline)
+    std::this_thread::sleep_for(Millis(5));
+  std::vector<std::future<std::unique_ptr<Mesh>>> joins;
+  for (int i = 0; i < 3; ++i) {
+    joins.push_back(std::async(std::launch::async, [options] { return connectZmqMesh(options); }));
+  }
+  std::vector<std::unique_ptr<Mesh>> meshes;
+  for (auto& j : joins) meshes.push_back(j.get());
+  auto two = fixed.get();
+  EXPECT_EQ(two->rank(), 2);
+  meshes.push_back(std::move(two));
+  std::vector<int> ranks;
+  for (auto& m : meshes) {
+    EXPECT_EQ(m->worldSize(), 4);
+    EXPECT_EQ(m->epoch(), 0u);
+    ranks.push_back(m->rank());
+  }
+  std::sort(ranks.begin(), ranks.end());
+  EXPECT_EQ(ranks, (std::vector<int>{0, 1, 2, 3}));
+  EXPECT_TRUE(relay->stats().worldComplete);
+  // A fifth node is refused: the run is full.
+  try {
+    connectZmqMesh(options);
+    FAIL() << "a fifth node joined a world of four";
+  } catch (const MeshRejected& e) {
+    EXPECT_NE(std::string(e.what()).find("full"), std::string::npos) << e.what();
+  }
+}
+
+TEST(ZmqRelay, SilentNodeIsLostWithinTheHeartbeatTimeout) {
+  constexpr Millis kTimeout{600};
+  auto relay = startRelay(2, kTimeout);
+  zmq::context_t ctx;
+  zmq::socket_t raw(ctx, zmq::socket_type::dealer);
+  raw.set(zmq::sockopt::linger, 0);
+  raw.connect(relay->endpoint());
+  sendFrames(raw, hello(kRun, kToken));
+  auto welcome = recvFrames(raw, kLong);
+  ASSERT_EQ(welcome.size(), 1u);
+  const auto joinedAt = Clock::now();  // the raw node never speaks again
+  auto mesh = connectZmqMesh(nodeOptions(*relay));
+  const int silent = 1 - mesh->rank();
+  try {
+    mesh->recv(silent, 0, kLong);
+    FAIL() << "recv from a silent node returned";
+  } catch (const MeshPeerLost& e) {
+    EXPECT_EQ(e.peer(), silent);
+  }
+  const long took = msSince(joinedAt);
+  EXPECT_GE(took, kTimeout.count() - 50);
+  EXPECT_LT(took, kTimeout.count() + 500);
+  EXPECT_FALSE(mesh->isPeerAlive(silent));
+  EXPECT_EQ(mesh->epoch(), 1u);
+  EXPECT_EQ(relay->stats().lost, 1u);
+}
+
+TEST(ZmqRelay, LeaveIsAnnouncedAtOnce) {
+  auto relay = startRelay(2, Millis(5000));
+  ZmqMeshOptions options = nodeOptions(*relay);
+  options.heartbeatTimeout = Millis(5000);
+  auto ranks = joinAll(2, options);
+  auto pending = ranks[0]->irecv(1, 0);
+  const auto start = Clock::now();
+  ranks[1]->abort();  // announceLeave defaults to true
+  EXPECT_THROW(pending->wait(kLong), MeshPeerLost);
+  EXPECT_LT(msSince(start), 1000);
+}
+
+TEST(ZmqRelay, MalformedFramesAreDroppedAndTheRelayKeepsServing) {
+  auto relay = startRelay(2);
+  zmq::context_t ctx;
+  zmq::socket_t raw(ctx, zmq::socket_type::dealer);
+  raw.set(zmq::sockopt::linger, 0);
+  raw.connect(relay->endpoint());
+  std::vector<std::vector<zmq::message_t>> hostile;
+  auto one = [](zmq::message_t m) {
+    std::vector<zmq::message_t> f;
+    f.push_back(std::move(m));
+    return f;
+  };
+  hostile.push_back(one(header({})));               // empty header
+  hostile.push_back(one(header({1})));              // too short
+  hostile.push_back(one(header({9, 6})));           // unknown version, PING
+  hostile.push_back(one(header({1, 200})));         // unknown type
+  hostile.push_back(one(header({1, 5, 0, 0, 0})));  // truncated DATA header
+  hostile.push_back(one(header({1, 5, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0})));  // DATA, no payload
+  {
+    std::vector<zmq::message_t> f;  // DATA from a node that has not joined
+    f.push_back(header({1, 5, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}));
+    f.push_back(str("payload"));
+    hostile.push_back(std::move(f));
+  }
+  hostile.push_back(
+      one(header({1, 4, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0})));  // MEMBERSHIP from a node
+  const std::size_t count = hostile.size();
+  for (auto& f : hostile) sendFrames(raw, std::move(f));
+  {
+    auto h = hello(kRun, kToken);  // a HELLO with too many frames
+    h.push_back(str("extra"));
+    sendFrames(raw, std::move(h));
+  }
+  // The relay is still serving: a full world joins and talks.
+  auto ranks = joinAll(2, nodeOptions(*relay));
+  ranks[0]->send(1, 3, bytesOf("after the garbage"), kLong);
+  EXPECT_EQ(stringOf(ranks[1]->recv(0, 3, kLong)), "after the garbage");
+  EXPECT_EQ(relay->stats().malformed, count + 1);
+  EXPECT_EQ(relay->stats().lost, 0u);
+}
+
+TEST(ZmqRelay, RelayThatDisappearsFailsPendingCallsWithinTheBound) {
+  auto relay = startRelay(2);
+  ZmqMeshOptions options = nodeOptions(*relay);
+  options.heartbeatTimeout = Millis(800);
+  auto ranks = joinAll(2, options);
+  auto pending = ranks[0]->irecv(1, 0);
+  const auto start = Clock::now();
+  relay.reset();
+  try {
+    pending->wait(kLong);
+    FAIL() << "pending recv survived the relay";
+  } catch (const MeshPeerLost& e) {
+    EXPECT_EQ(e.peer(), 1);
+    EXPECT_NE(std::string(e.what()).find("relay lost"), std::string::npos) << e.what();
+  }
+  EXPECT_LT(msSince(start), 800 + 500);
+  EXPECT_THROW(ranks[0]->send(1, 0, bytesOf("x"), kLong), MeshPeerLost);
+  // Sends to self still work.
+  ranks[0]->send(0, 0, bytesOf("me"), kLong);
+  EXPECT_EQ(stringOf(ranks[0]->recv(0, 0, kLong)), "me");
+}
+
+TEST(ZmqMesh, MalformedFrameFromTheRelayIsAProtocolError) {
+  // A fake relay: a raw ROUTER that admits the node, then sends garbage.
+  zmq::context_t ctx;
+  zmq::socket_t fake(ctx, zmq::socket_type::router);
+  fake.set(zmq::sockopt::linger, 0);
+  fake.bind("tcp://127.0.0.1:0");
+  ZmqMeshOptions options;
+  options.relayEndpoint = fake.get(zmq::sockopt::last_endpoint);
+  options.runId = kRun;
+  options.heartbeatInterval = Millis(100);
+  options.heartbeatTimeout = Millis(5000);
+  auto node = std::async(std::launch::async, [options] { return connectZmqMesh(options); });
+  auto hi = recvFrames(fake, kLong);
+  ASSERT_EQ(hi.size(), 4u);  // identity + HELLO's three frames
+  const std::string id = hi[0].to_string();
+  auto toNode = [&](std::vector<zmq::message_t> frames) {
+    frames.insert(frames.begin(), str(id));
+    zmq::send_multipart(fake, frames);
+  };
+  {
+    std::vector<zmq::message_t> f;
+    f.push_back(header({1, 2, 0, 0, 0, 0, 2, 0, 0, 0}));  // WELCOME rank 0 of 2
+    toNode(std::move(f));
+    f.clear();
+    f.push_back(header({1, 4, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0}));  // MEMBERSHIP epoch 0
+    f.push_back(header({1, 1}));                                      // both alive
+    toNode(std::move(f));
+  }
+  auto mesh = node.get();
+  ASSERT_EQ(mesh->rank(), 0);
+  auto pending = mesh->irecv(1, 0);
+  {
+    std::vector<zmq::message_t> f;
+    f.push_back(header({1, 5, 7, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}));  // DATA from rank 7 of 2
+    f.push_back(str("x"));
+    toNode(std::move(f));
+  }
+  try {
+    pending->wait(kLong);
+    FAIL() << "pending recv survived a malformed frame";
+  } catch (const MeshProtocolError& e) {
+    EXPECT_NE(std::string(e.what()).find("rank 7"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(mesh->send(1, 0, bytesOf("x"), kLong), MeshProtocolError);
+}
+
+TEST(ZmqMesh, BadOptionsAndUnreachableRelay) {
+  ZmqMeshOptions options;
+  EXPECT_THROW(connectZmqMesh(options), MeshUsageError);  // no endpoint
+  options.relayEndpoint = "tcp://127.0.0.1:1";            // nothing listens there
+  options.joinTimeout = Millis(300);
+  const auto start = Clock::now();
+  EXPECT_THROW(connectZmqMesh(options), MeshTimeout);
+  EXPECT_LT(msSince(start), 1500);
+}
+
+// ---- the hearth-relay executable ----
+
+struct Child {
+  pid_t pid = -1;
+  int out = -1;
+};
+
+Child spawnRelay(const std::vector<std::string>& args) {
+  int fds[2];
+  EXPECT_EQ(::pipe(fds), 0);
+  Child c;
+  c.pid = ::fork();
+  if (c.pid == 0) {
+    ::dup2(fds[1], 1);
+    ::close(fds[0]);
+    std::vector<char*> argv;
+    std::string bin = HEARTH_RELAY_BIN;
+    argv.push_back(bin.data());
+    std::vector<std::string> copy = args;
+    for (auto& a : copy) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    ::execv(bin.c_str(), argv.data());
+    ::_exit(127);
+  }
+  ::close(fds[1]);
+  c.out = fds[0];
+  return c;
+}
+
+int waitExit(pid_t pid, Millis timeout) {
+  const auto deadline = Clock::now() + timeout;
+  int status = 0;
+  while (Clock::now() < deadline) {
+    if (::waitpid(pid, &status, WNOHANG) == pid)
+      return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    std::this_thread::sleep_for(Millis(10));
+  }
+  ::kill(pid, SIGKILL);
+  ::waitpid(pid, &status, 0);
+  return -2;
+}
+
+TEST(HearthRelayBinary, PrintsEndpointServesAndExitsOnSigterm) {
+  Child c = spawnRelay({"--run-id", kRun, "--world-size", "1", "--token", kToken});
+  ASSERT_GT(c.pid, 0);
+  std::string line;
+  char ch;
+  while (::read(c.out, &ch, 1) == 1 && ch != '\n') line += ch;
+  const std::string prefix = "hearth-relay: listening on ";
+  ASSERT_EQ(line.rfind(prefix, 0), 0u) << line;
+  const std::string endpoint = line.substr(prefix.size());
+  EXPECT_EQ(endpoint.rfind("tcp://127.0.0.1:", 0), 0u) << endpoint;
+  {
+    ZmqMeshOptions options;
+    options.relayEndpoint = endpoint;
+    options.runId = kRun;
+    options.joinToken = kToken;
+    options.joinTimeout = Millis(5000);
+    auto mesh = connectZmqMesh(options);
+    EXPECT_EQ(mesh->rank(), 0);
+    EXPECT_EQ(mesh->worldSize(), 1);
+  }
+  ::kill(c.pid, SIGTERM);
+  EXPECT_EQ(waitExit(c.pid, Millis(3000)), 0);
+  ::close(c.out);
+}
+
+TEST(HearthRelayBinary, HelpAndBadArguments) {
+  Child help = spawnRelay({"--help"});
+  EXPECT_EQ(waitExit(help.pid, Millis(3000)), 0);
+  ::close(help.out);
+  Child missing = spawnRelay({"--run-id", "x"});
+  EXPECT_EQ(waitExit(missing.pid, Millis(3000)), 2);
+  ::close(missing.out);
+  Child bad = spawnRelay({"--run-id", "x", "--world-size", "zero"});
+  EXPECT_EQ(waitExit(bad.pid, Millis(3000)), 2);
+  ::close(bad.out);
+  Child bind = spawnRelay({"--run-id", "x", "--world-size", "1", "--bind", "tcp://nonsense"});
+  EXPECT_EQ(waitExit(bind.pid, Millis(3000)), 1);
+  ::close(bind.out);
+}
+
+}  // namespace
+}  // namespace testing
+}  // namespace hearth

@@ -1,0 +1,85 @@
+// hearth/transport/zmq_relay.h — the hearth relay: the rendezvous of one run
+// and the forwarder of its frames (protocol: docs/transport_protocol.md).
+// Nodes connect out to it (DEALER -> ROUTER); nothing listens on a node.
+//
+// Contract
+// - The constructor binds the ROUTER socket (port 0 -> an ephemeral port;
+//   endpoint() reports the resolved address) and throws std::runtime_error
+//   naming the endpoint when it cannot bind. It serves nothing until run() or
+//   start().
+// - A node joins with HELLO(run id, join token, requested rank or -1). A wrong
+//   run id or token, a taken or out-of-range rank, an unsupported version, or
+//   a full run is answered with REJECT naming the reason. Ranks are assigned
+//   in join order unless requested. When worldSize nodes have joined, every
+//   node gets MEMBERSHIP (epoch 0); from then on DATA frames are forwarded.
+// - A member that sends nothing for heartbeatTimeout, or sends LEAVE, is lost:
+//   the epoch increases and every other member gets PEER_LOST(rank, epoch).
+//   A node that vanishes before the world is complete just frees its slot.
+// - Malformed frames are dropped with one log line; the relay keeps serving.
+// - Threading: run() serves on the calling thread until requestStop();
+//   start() serves on a background thread and stop() (or the destructor)
+//   stops and joins it. requestStop() may be called from any thread and from a
+//   signal handler (it only stores to a lock-free atomic); the loop notices it
+//   within ~50 ms. stats() and endpoint() may be called from any thread.
+// - High-water marks are 0 (unbounded): the relay never drops a frame for
+//   lack of queue space; memory is the bound. ROUTER_MANDATORY is on, so a
+//   frame to a node whose connection is gone is an error, handled as loss.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+namespace hearth {
+
+struct ZmqRelayOptions {
+  std::string bindEndpoint = "tcp://127.0.0.1:0";
+  std::string runId;
+  int worldSize = 1;
+  std::string joinToken;
+  std::chrono::milliseconds heartbeatTimeout{5000};
+  // Largest accepted message (ZMQ_MAXMSGSIZE on the socket); a peer that
+  // sends a bigger one is disconnected by libzmq.
+  std::int64_t maxMessageBytes = std::int64_t{4} << 30;
+  // Receives one line per event (join, reject, loss, malformed frame).
+  // Empty: lines go to stderr.
+  std::function<void(const std::string&)> log;
+};
+
+struct ZmqRelayStats {
+  std::uint64_t joined = 0;
+  std::uint64_t rejected = 0;
+  std::uint64_t forwarded = 0;
+  std::uint64_t malformed = 0;
+  std::uint64_t lost = 0;
+  std::uint64_t epoch = 0;
+  bool worldComplete = false;
+};
+
+class ZmqRelay {
+ public:
+  // REQUIRES: options.worldSize >= 1. Binds; throws std::runtime_error.
+  explicit ZmqRelay(ZmqRelayOptions options);
+  ~ZmqRelay();
+  ZmqRelay(const ZmqRelay&) = delete;
+  ZmqRelay& operator=(const ZmqRelay&) = delete;
+
+  // The bound endpoint, e.g. "tcp://127.0.0.1:41234".
+  std::string endpoint() const;
+  // Serves until requestStop(). Call at most once, and not with start().
+  void run();
+  void requestStop();
+  // run() on a background thread / stop and join it.
+  void start();
+  void stop();
+  ZmqRelayStats stats() const;
+
+ private:
+  class Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace hearth

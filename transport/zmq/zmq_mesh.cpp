@@ -1,0 +1,646 @@
+// ZeroMQ Mesh backend, relayed path. One Core per rank holds the matching
+// state (mailboxes, posted recvs, the outbox) under one mutex; one I/O thread
+// owns the context and the DEALER socket, drains the outbox when the eventfd
+// is signalled, delivers incoming DATA, heartbeats, and watches the relay.
+#include "hearth/transport/zmq_mesh.h"
+
+#include <sys/eventfd.h>
+#include <unistd.h>
+#include <zmq.hpp>
+#include <zmq_addon.hpp>
+
+#include <algorithm>
+#include <array>
+#include <condition_variable>
+#include <deque>
+#include <exception>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <thread>
+#include <utility>
+
+#include "zmq_wire.h"
+
+namespace hearth {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using Key = std::pair<int, MeshTag>;  // (peer, tag)
+using zmqwire::HeaderReader;
+using zmqwire::HeaderWriter;
+using zmqwire::Type;
+
+// Payloads at least this big are handed to libzmq without a copy.
+constexpr std::size_t kZeroCopyBytes = 4096;
+// How long a LEAVE may take to leave the socket on close.
+constexpr int kLeaveLingerMs = 200;
+
+enum class Status { kPending, kDone, kFailed };
+enum class JoinState { kJoining, kWelcomed, kJoined, kFailed };
+enum class Terminal { kNone, kAborted, kBroken };
+
+struct RequestState {
+  bool isRecv = false;
+  int owner = -1;
+  int peer = 0;
+  MeshTag tag = 0;
+  Status status = Status::kPending;
+  std::exception_ptr error;
+  MeshBytes payload;
+  bool taken = false;
+  std::condition_variable cv;
+};
+
+struct Outgoing {
+  int dst;
+  MeshTag tag;
+  MeshBytes bytes;
+  std::shared_ptr<RequestState> st;
+};
+
+std::string describe(const RequestState& st) {
+  return "zmq mesh rank " + std::to_string(st.owner) + ": " +
+         (st.isRecv ? "recv from rank " : "send to rank ") + std::to_string(st.peer) + " tag " +
+         std::to_string(st.tag);
+}
+
+zmq::message_t payloadMessage(MeshBytes bytes) {
+  if (bytes.size() < kZeroCopyBytes) return zmq::message_t(bytes.data(), bytes.size());
+  auto owned = std::make_unique<MeshBytes>(std::move(bytes));
+  void* data = owned->data();
+  const std::size_t size = owned->size();
+  zmq::message_t msg(
+      data, size, [](void*, void* hint) { delete static_cast<MeshBytes*>(hint); }, owned.get());
+  owned.release();  // libzmq owns it now and frees it through the callback above
+  return msg;
+}
+
+class Core {
+ public:
+  explicit Core(ZmqMeshOptions options) : options_(std::move(options)) {
+    eventFd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (eventFd_ < 0) throw MeshAborted(-1, "zmq mesh: eventfd failed");
+  }
+  ~Core() { ::close(eventFd_); }
+
+  const ZmqMeshOptions& options() const { return options_; }
+  int rank() const { return rank_; }
+  int worldSize() const { return worldSize_; }
+
+  void checkRank(int peer, const char* what) const {
+    if (peer < 0 || peer >= worldSize_) {
+      throw MeshUsageError(peer, "zmq mesh rank " + std::to_string(rank_) + ": " + what +
+                                     ": rank " + std::to_string(peer) + " is out of range [0, " +
+                                     std::to_string(worldSize_) + ")");
+    }
+  }
+
+  std::uint64_t epoch() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return epoch_;
+  }
+  bool isAlive(int peer) {
+    std::lock_guard<std::mutex> lock(mu_);
+    return alive_[peer];
+  }
+
+  // ---- caller side ----
+
+  std::shared_ptr<RequestState> isend(int peer, MeshTag tag, MeshBytes bytes) {
+    auto st = makeState(false, peer, tag);
+    std::lock_guard<std::mutex> lock(mu_);
+    if (failIfUnusableLocked(*st)) return st;
+    if (peer == rank_) {
+      deliverLocked(peer, tag, std::move(bytes));
+      st->status = Status::kDone;
+      return st;
+    }
+    outbox_.push_back(Outgoing{peer, tag, std::move(bytes), st});
+    wake();
+    return st;
+  }
+
+  std::shared_ptr<RequestState> irecv(int peer, MeshTag tag) {
+    auto st = makeState(true, peer, tag);
+    std::lock_guard<std::mutex> lock(mu_);
+    if (terminal_ != Terminal::kNone) {
+      failLocked(*st, terminalErrorLocked(*st));
+      return st;
+    }
+    auto box = mailbox_.find(Key{peer, tag});
+    if (box != mailbox_.end() && !box->second.empty()) {
+      st->payload = std::move(box->second.front());
+      box->second.pop_front();
+      st->status = Status::kDone;
+      return st;
+    }
+    if (failIfUnusableLocked(*st)) return st;
+    posted_[Key{peer, tag}].push_back(st);
+    return st;
+  }
+
+  bool test(const RequestState& st) {
+    std::lock_guard<std::mutex> lock(mu_);
+    return st.status != Status::kPending;
+  }
+
+  bool wait(RequestState& st, Millis timeout) {
+    std::unique_lock<std::mutex> lock(mu_);
+    auto finished = [&] { return st.status != Status::kPending; };
+    if (timeout == kMeshNoTimeout) {
+      st.cv.wait(lock, finished);
+    } else if (!st.cv.wait_for(lock, timeout, finished)) {
+      return false;
+    }
+    if (st.status == Status::kFailed) std::rethrow_exception(st.error);
+    return true;
+  }
+
+  bool cancel(RequestState& st) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (st.status != Status::kPending) return false;
+    if (st.isRecv) {
+      auto it = posted_.find(Key{st.peer, st.tag});
+      if (it != posted_.end()) {
+        auto& q = it->second;
+        q.erase(std::remove_if(q.begin(), q.end(), [&](const auto& p) { return p.get() == &st; }),
+                q.end());
+      }
+    } else {
+      outbox_.erase(std::remove_if(outbox_.begin(), outbox_.end(),
+                                   [&](const Outgoing& o) { return o.st.get() == &st; }),
+                    outbox_.end());
+    }
+    failLocked(st, std::make_exception_ptr(MeshCancelled(st.peer, describe(st) + ": cancelled")));
+    return true;
+  }
+
+  MeshBytes take(RequestState& st) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!st.isRecv || st.status != Status::kDone || st.taken) {
+      throw MeshUsageError(st.peer, describe(st) +
+                                        ": take() needs a successfully finished recv "
+                                        "whose message was not taken yet");
+    }
+    st.taken = true;
+    return std::move(st.payload);
+  }
+
+  void abort(const std::string& reason) {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopRequested_ = true;
+    if (terminal_ == Terminal::kNone) setTerminalLocked(Terminal::kAborted, reason);
+    joinCv_.notify_all();
+    wake();
+  }
+
+  // Blocks until joined; throws on rejection, failure or timeout.
+  void waitJoined() {
+    std::unique_lock<std::mutex> lock(mu_);
+    const bool done = joinCv_.wait_for(lock, options_.joinTimeout, [&] {
+      return joinState_ == JoinState::kJoined || joinState_ == JoinState::kFailed;
+    });
+    if (joinState_ == JoinState::kJoined) return;
+    if (!done) {
+      throw MeshTimeout(
+          -1,
+          "zmq mesh: joining run '" + options_.runId + "' at " + options_.relayEndpoint +
+              ": timed out after " + std::to_string(options_.joinTimeout.count()) + " ms (" +
+              (joinState_ == JoinState::kWelcomed ? "admitted as rank " + std::to_string(rank_) +
+                                                        ", waiting for the world to complete"
+                                                  : std::string("no answer from the relay")) +
+              ")");
+    }
+    std::rethrow_exception(joinError_);
+  }
+
+  // ---- I/O thread ----
+
+  void ioLoop() {
+    try {
+      zmq::context_t context(1);
+      zmq::socket_t socket(context, zmq::socket_type::dealer);
+      socket.set(zmq::sockopt::sndhwm, 0);
+      socket.set(zmq::sockopt::rcvhwm, 0);
+      socket.set(zmq::sockopt::linger, 0);
+      socket.set(zmq::sockopt::maxmsgsize, options_.maxMessageBytes);
+      socket.connect(options_.relayEndpoint);
+      {
+        std::vector<zmq::message_t> hello;
+        hello.push_back(HeaderWriter(Type::kHello).i32(options_.requestedRank).message());
+        hello.emplace_back(options_.runId.data(), options_.runId.size());
+        hello.emplace_back(options_.joinToken.data(), options_.joinToken.size());
+        zmq::send_multipart(socket, hello);
+      }
+      serve(socket);
+      socket.close();
+    } catch (const std::exception& e) {
+      std::lock_guard<std::mutex> lock(mu_);
+      failJoinLocked(std::make_exception_ptr(
+          MeshAborted(-1, std::string("zmq mesh: I/O thread failed: ") + e.what())));
+      if (terminal_ == Terminal::kNone) {
+        setTerminalLocked(Terminal::kAborted, std::string("I/O thread failed: ") + e.what());
+      }
+    }
+  }
+
+ private:
+  std::shared_ptr<RequestState> makeState(bool isRecv, int peer, MeshTag tag) {
+    auto st = std::make_shared<RequestState>();
+    st->isRecv = isRecv;
+    st->owner = rank_;
+    st->peer = peer;
+    st->tag = tag;
+    return st;
+  }
+
+  void wake() {
+    const std::uint64_t one = 1;
+    [[maybe_unused]] auto n = ::write(eventFd_, &one, sizeof(one));
+  }
+
+  std::exception_ptr terminalErrorLocked(const RequestState& st) {
+    if (terminal_ == Terminal::kBroken) {
+      return std::make_exception_ptr(
+          MeshProtocolError(-1, describe(st) + ": protocol violation (" + terminalReason_ + ")"));
+    }
+    return std::make_exception_ptr(
+        MeshAborted(-1, describe(st) + ": aborted (" + terminalReason_ + ")"));
+  }
+
+  bool failIfUnusableLocked(RequestState& st) {
+    if (terminal_ != Terminal::kNone) {
+      failLocked(st, terminalErrorLocked(st));
+      return true;
+    }
+    if (!alive_[st.peer]) {
+      failLocked(st, std::make_exception_ptr(MeshPeerLost(
+                         st.peer, describe(st) + ": peer lost (rank " + std::to_string(st.peer) +
+                                      ": " + lostReason_[st.peer] + ")")));
+      return true;
+    }
+    return false;
+  }
+
+  static void failLocked(RequestState& st, std::exception_ptr error) {
+    st.status = Status::kFailed;
+    st.error = std::move(error);
+    st.cv.notify_all();
+  }
+
+  void deliverLocked(int from, MeshTag tag, MeshBytes bytes) {
+    const Key key{from, tag};
+    auto it = posted_.find(key);
+    if (it != posted_.end() && !it->second.empty()) {
+      auto st = std::move(it->second.front());
+      it->second.pop_front();
+      st->payload = std::move(bytes);
+      st->status = Status::kDone;
+      st->cv.notify_all();
+      return;
+    }
+    mailbox_[key].push_back(std::move(bytes));
+  }
+
+  // Fails every pending call involving `peer` (or every call when peer < 0).
+  void failPendingLocked(int peer, const std::function<std::exception_ptr(RequestState&)>& why) {
+    for (auto it = posted_.begin(); it != posted_.end();) {
+      if (peer >= 0 && it->first.first != peer) {
+        ++it;
+        continue;
+      }
+      for (auto& st : it->second) failLocked(*st, why(*st));
+      it = posted_.erase(it);
+    }
+    for (auto it = outbox_.begin(); it != outbox_.end();) {
+      if (peer >= 0 && it->dst != peer) {
+        ++it;
+        continue;
+      }
+      failLocked(*it->st, why(*it->st));
+      it = outbox_.erase(it);
+    }
+  }
+
+  void setTerminalLocked(Terminal kind, const std::string& reason) {
+    terminal_ = kind;
+    terminalReason_ = reason;
+    failPendingLocked(-1, [this](RequestState& st) { return terminalErrorLocked(st); });
+  }
+
+  void peerLostLocked(int peer, const std::string& reason) {
+    if (!alive_[peer] || peer == rank_) return;
+    alive_[peer] = false;
+    lostReason_[peer] = reason;
+    failPendingLocked(peer, [&](RequestState& st) {
+      return std::make_exception_ptr(MeshPeerLost(
+          peer, describe(st) + ": peer lost (rank " + std::to_string(peer) + ": " + reason + ")"));
+    });
+  }
+
+  void failJoinLocked(std::exception_ptr error) {
+    if (joinState_ == JoinState::kJoined || joinState_ == JoinState::kFailed) return;
+    joinState_ = JoinState::kFailed;
+    joinError_ = std::move(error);
+    joinCv_.notify_all();
+  }
+
+  void protocolErrorLocked(const std::string& why) {
+    failJoinLocked(std::make_exception_ptr(MeshProtocolError(
+        -1, "zmq mesh: relay at " + options_.relayEndpoint + " violated the protocol: " + why)));
+    if (terminal_ == Terminal::kNone) {
+      setTerminalLocked(Terminal::kBroken,
+                        "from the relay at " + options_.relayEndpoint + ": " + why);
+    }
+    stopRequested_ = true;
+  }
+
+  void serve(zmq::socket_t& socket) {
+    auto lastFromRelay = Clock::now();
+    auto nextPing = Clock::now() + options_.heartbeatInterval;
+    bool sentLeave = false;
+    std::deque<Outgoing> sending;
+    for (;;) {
+      bool welcomed;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        if (stopRequested_) {
+          welcomed = joinState_ != JoinState::kJoining && joinState_ != JoinState::kFailed;
+          if (options_.announceLeave && welcomed && terminal_ == Terminal::kAborted) {
+            zmq::send_multipart(
+                socket, std::array<zmq::message_t, 1>{HeaderWriter(Type::kLeave).message()});
+            sentLeave = true;
+          }
+          break;
+        }
+        welcomed = joinState_ != JoinState::kJoining;
+      }
+      const auto now = Clock::now();
+      auto deadline = nextPing;
+      if (welcomed) deadline = std::min(deadline, lastFromRelay + options_.heartbeatTimeout);
+      const auto waitMs = std::chrono::duration_cast<Millis>(deadline - now).count() + 1;
+      zmq::pollitem_t items[] = {{socket.handle(), 0, ZMQ_POLLIN, 0},
+                                 {nullptr, eventFd_, ZMQ_POLLIN, 0}};
+      try {
+        zmq::poll(items, 2, Millis(std::clamp<long>(waitMs, 0, 100)));
+      } catch (const zmq::error_t& e) {
+        if (e.num() != EINTR) throw;
+      }
+      if (items[1].revents & ZMQ_POLLIN) {
+        std::uint64_t count;
+        [[maybe_unused]] auto n = ::read(eventFd_, &count, sizeof(count));
+      }
+      // Incoming: drain, but come back to the outbox and the clock regularly.
+      for (int i = 0; i < 256; ++i) {
+        std::vector<zmq::message_t> frames;
+        if (!zmq::recv_multipart(socket, std::back_inserter(frames), zmq::recv_flags::dontwait)) {
+          break;
+        }
+        lastFromRelay = Clock::now();
+        if (!handle(frames)) break;
+      }
+      // Outgoing: a send completes when taken from the outbox.
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        if (joinState_ == JoinState::kJoined) {
+          sending.swap(outbox_);
+          for (auto& o : sending) {
+            o.st->status = Status::kDone;
+            o.st->cv.notify_all();
+          }
+        }
+      }
+      for (auto& o : sending) {
+        std::array<zmq::message_t, 2> frames{
+            HeaderWriter(Type::kData).i32(o.dst).u64(o.tag).message(),
+            payloadMessage(std::move(o.bytes))};
+        zmq::send_multipart(socket, frames);
+      }
+      sending.clear();
+      const auto after = Clock::now();
+      if (after >= nextPing) {
+        zmq::send_multipart(socket,
+                            std::array<zmq::message_t, 1>{HeaderWriter(Type::kPing).message()});
+        nextPing = after + options_.heartbeatInterval;
+      }
+      if (welcomed && after - lastFromRelay > options_.heartbeatTimeout) {
+        relayLost();
+        lastFromRelay = after;  // report once; the node stays up for self-sends
+      }
+    }
+    if (sentLeave) socket.set(zmq::sockopt::linger, kLeaveLingerMs);
+  }
+
+  void relayLost() {
+    std::lock_guard<std::mutex> lock(mu_);
+    const std::string reason = "relay lost: no traffic from " + options_.relayEndpoint + " for " +
+                               std::to_string(options_.heartbeatTimeout.count()) + " ms";
+    if (joinState_ != JoinState::kJoined) {
+      failJoinLocked(std::make_exception_ptr(MeshPeerLost(-1, "zmq mesh: " + reason)));
+      stopRequested_ = true;
+      return;
+    }
+    bool any = false;
+    for (int p = 0; p < worldSize_; ++p) {
+      if (p != rank_ && alive_[p]) {
+        any = true;
+        peerLostLocked(p, reason);
+      }
+    }
+    if (any) ++epoch_;
+  }
+
+  // Handles one message from the relay. Returns false when the loop must stop.
+  bool handle(std::vector<zmq::message_t>& frames) {
+    Type type;
+    std::string why;
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!zmqwire::checkHeader(frames.data(), frames.size(), &type, &why)) {
+      protocolErrorLocked(why);
+      return false;
+    }
+    HeaderReader reader(frames[0]);
+    switch (type) {
+      case Type::kWelcome: {
+        const int rank = reader.i32();
+        const int worldSize = reader.i32();
+        if (joinState_ != JoinState::kJoining || worldSize < 1 || rank < 0 || rank >= worldSize ||
+            (options_.requestedRank >= 0 && rank != options_.requestedRank)) {
+          protocolErrorLocked("unexpected WELCOME (rank " + std::to_string(rank) + ", world " +
+                              std::to_string(worldSize) + ")");
+          return false;
+        }
+        rank_ = rank;
+        worldSize_ = worldSize;
+        alive_.assign(worldSize, true);
+        lostReason_.assign(worldSize, "");
+        joinState_ = JoinState::kWelcomed;
+        return true;
+      }
+      case Type::kReject: {
+        const std::string reason = frames[1].to_string().substr(0, zmqwire::kMaxStringBytes);
+        failJoinLocked(std::make_exception_ptr(
+            MeshRejected(-1, "zmq mesh: the relay at " + options_.relayEndpoint +
+                                 " rejected this node: " + reason)));
+        if (terminal_ == Terminal::kNone)
+          setTerminalLocked(Terminal::kAborted, "rejected: " + reason);
+        stopRequested_ = true;
+        return false;
+      }
+      case Type::kMembership: {
+        const std::uint64_t epoch = reader.u64();
+        const int worldSize = reader.i32();
+        if (joinState_ != JoinState::kWelcomed || worldSize != worldSize_ ||
+            frames[1].size() != static_cast<std::size_t>(worldSize_)) {
+          protocolErrorLocked("unexpected MEMBERSHIP");
+          return false;
+        }
+        const auto* alive = static_cast<const std::uint8_t*>(frames[1].data());
+        for (int p = 0; p < worldSize_; ++p) {
+          if (!alive[p]) peerLostLocked(p, "not alive in the membership");
+        }
+        epoch_ = epoch;
+        joinState_ = JoinState::kJoined;
+        joinCv_.notify_all();
+        wake();  // sends queued meanwhile can go now
+        return true;
+      }
+      case Type::kData: {
+        const int src = reader.i32();
+        const MeshTag tag = reader.u64();
+        if (joinState_ != JoinState::kJoined || src < 0 || src >= worldSize_) {
+          protocolErrorLocked("DATA from rank " + std::to_string(src) + " (world " +
+                              std::to_string(worldSize_) + ")");
+          return false;
+        }
+        if (terminal_ != Terminal::kNone) return true;
+        const auto* data = static_cast<const std::uint8_t*>(frames[1].data());
+        deliverLocked(src, tag, MeshBytes(data, data + frames[1].size()));
+        return true;
+      }
+      case Type::kPong:
+        return true;
+      case Type::kPeerLost: {
+        const int lost = reader.i32();
+        const std::uint64_t epoch = reader.u64();
+        if (joinState_ == JoinState::kJoining || lost < 0 || lost >= worldSize_) {
+          protocolErrorLocked("PEER_LOST for rank " + std::to_string(lost));
+          return false;
+        }
+        if (lost == rank_) {
+          // The relay gave up on us (e.g. our heartbeats were late).
+          if (terminal_ == Terminal::kNone) {
+            setTerminalLocked(Terminal::kAborted, "the relay declared this rank lost");
+          }
+          stopRequested_ = true;
+          return false;
+        }
+        peerLostLocked(lost, frames[1].to_string().substr(0, zmqwire::kMaxStringBytes));
+        epoch_ = std::max(epoch_, epoch);
+        return true;
+      }
+      default:
+        protocolErrorLocked("message type " + std::to_string(static_cast<int>(type)) +
+                            " is not sent by relays");
+        return false;
+    }
+  }
+
+  const ZmqMeshOptions options_;
+  int eventFd_ = -1;
+  std::mutex mu_;
+  // Set once at WELCOME, before connectZmqMesh returns; read-only afterwards.
+  int rank_ = -1;
+  int worldSize_ = 0;
+
+  std::uint64_t epoch_ = 0;
+  std::vector<bool> alive_;
+  std::vector<std::string> lostReason_;
+  Terminal terminal_ = Terminal::kNone;
+  std::string terminalReason_;
+  bool stopRequested_ = false;
+  JoinState joinState_ = JoinState::kJoining;
+  std::exception_ptr joinError_;
+  std::condition_variable joinCv_;
+  std::map<Key, std::deque<MeshBytes>> mailbox_;
+  std::map<Key, std::deque<std::shared_ptr<RequestState>>> posted_;
+  std::deque<Outgoing> outbox_;
+};
+
+class ZmqRequest : public MeshRequest {
+ public:
+  ZmqRequest(std::shared_ptr<Core> core, std::shared_ptr<RequestState> st)
+      : core_(std::move(core)), st_(std::move(st)) {}
+  ~ZmqRequest() override {
+    if (st_->isRecv) core_->cancel(*st_);  // a send is detached: still delivered
+  }
+  bool test() override { return core_->test(*st_); }
+  bool wait(Millis timeout) override { return core_->wait(*st_, timeout); }
+  bool cancel() override { return core_->cancel(*st_); }
+  MeshBytes take() override { return core_->take(*st_); }
+  int peer() const override { return st_->peer; }
+  MeshTag tag() const override { return st_->tag; }
+
+ private:
+  std::shared_ptr<Core> core_;
+  std::shared_ptr<RequestState> st_;
+};
+
+class ZmqMesh : public Mesh {
+ public:
+  explicit ZmqMesh(const ZmqMeshOptions& options)
+      : core_(std::make_shared<Core>(options)), io_([core = core_] { core->ioLoop(); }) {}
+  ~ZmqMesh() override {
+    core_->abort("mesh destroyed");
+    io_.join();
+  }
+
+  void waitJoined() { core_->waitJoined(); }
+
+  int rank() const override { return core_->rank(); }
+  int worldSize() const override { return core_->worldSize(); }
+  std::uint64_t epoch() const override { return core_->epoch(); }
+  bool isPeerAlive(int peer) const override {
+    core_->checkRank(peer, "isPeerAlive");
+    return core_->isAlive(peer);
+  }
+  std::string backendName() const override { return "zmq"; }
+
+  std::unique_ptr<MeshRequest> isend(int peer, MeshTag tag, MeshBytes bytes) override {
+    core_->checkRank(peer, "isend");
+    return std::make_unique<ZmqRequest>(core_, core_->isend(peer, tag, std::move(bytes)));
+  }
+  std::unique_ptr<MeshRequest> irecv(int peer, MeshTag tag) override {
+    core_->checkRank(peer, "irecv");
+    return std::make_unique<ZmqRequest>(core_, core_->irecv(peer, tag));
+  }
+  void abort() override { core_->abort("abort() called"); }
+
+ private:
+  std::shared_ptr<Core> core_;
+  std::thread io_;
+};
+
+}  // namespace
+
+std::unique_ptr<Mesh> connectZmqMesh(const ZmqMeshOptions& options) {
+  if (options.relayEndpoint.empty())
+    throw MeshUsageError(-1, "connectZmqMesh: relayEndpoint is empty");
+  if (options.heartbeatInterval.count() <= 0 ||
+      options.heartbeatTimeout <= options.heartbeatInterval) {
+    throw MeshUsageError(-1, "connectZmqMesh: need 0 < heartbeatInterval < heartbeatTimeout, got " +
+                                 std::to_string(options.heartbeatInterval.count()) + " ms and " +
+                                 std::to_string(options.heartbeatTimeout.count()) + " ms");
+  }
+  if (options.runId.size() > zmqwire::kMaxStringBytes ||
+      options.joinToken.size() > zmqwire::kMaxStringBytes) {
+    throw MeshUsageError(-1, "connectZmqMesh: runId and joinToken must be at most " +
+                                 std::to_string(zmqwire::kMaxStringBytes) + " bytes");
+  }
+  auto mesh = std::make_unique<ZmqMesh>(options);
+  mesh->waitJoined();  // on failure the destructor aborts and joins the I/O thread
+  return mesh;
+}
+
+}  // namespace hearth

@@ -1,0 +1,425 @@
+// The hearth relay: one ROUTER socket served by one thread. See zmq_relay.h
+// and docs/transport_protocol.md.
+#include "hearth/transport/zmq_relay.h"
+
+#include <zmq.hpp>
+#include <zmq_addon.hpp>
+
+#include <atomic>
+#include <cerrno>
+#include <deque>
+#include <iostream>
+#include <map>
+#include <mutex>
+#include <stdexcept>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "zmq_wire.h"
+
+namespace hearth {
+
+namespace {
+using Clock = std::chrono::steady_clock;
+using zmqwire::HeaderReader;
+using zmqwire::HeaderWriter;
+using zmqwire::Type;
+
+std::string printable(const std::string& id) {
+  static const char* kHex = "0123456789abcdef";
+  std::string out;
+  for (unsigned char c : id) {
+    out += kHex[c >> 4];
+    out += kHex[c & 15];
+  }
+  return out;
+}
+}  // namespace
+
+class ZmqRelay::Impl {
+ public:
+  explicit Impl(ZmqRelayOptions options)
+      : options_(std::move(options)), socket_(context_, zmq::socket_type::router) {
+    if (options_.worldSize < 1) {
+      throw std::invalid_argument("hearth relay: worldSize must be >= 1, got " +
+                                  std::to_string(options_.worldSize));
+    }
+    slots_.resize(options_.worldSize);
+    socket_.set(zmq::sockopt::router_mandatory, 1);
+    socket_.set(zmq::sockopt::sndhwm, 0);
+    socket_.set(zmq::sockopt::rcvhwm, 0);
+    socket_.set(zmq::sockopt::linger, 0);
+    socket_.set(zmq::sockopt::maxmsgsize, options_.maxMessageBytes);
+    try {
+      socket_.bind(options_.bindEndpoint);
+    } catch (const zmq::error_t& e) {
+      throw std::runtime_error("hearth relay: cannot bind " + options_.bindEndpoint + ": " +
+                               e.what());
+    }
+    endpoint_ = socket_.get(zmq::sockopt::last_endpoint);
+  }
+
+  ~Impl() { stop(); }
+
+  std::string endpoint() const { return endpoint_; }
+
+  void requestStop() { stopRequested_.store(true); }
+
+  void start() {
+    thread_ = std::thread([this] { run(); });
+  }
+
+  void stop() {
+    requestStop();
+    if (thread_.joinable()) thread_.join();
+  }
+
+  ZmqRelayStats stats() const {
+    std::lock_guard<std::mutex> lock(statsMu_);
+    return stats_;
+  }
+
+  void run() {
+    log("hearth relay: serving run '" + options_.runId + "' for " +
+        std::to_string(options_.worldSize) + " nodes on " + endpoint_);
+    while (!stopRequested_.load()) {
+      zmq::pollitem_t items[] = {{socket_.handle(), 0, ZMQ_POLLIN, 0}};
+      try {
+        zmq::poll(items, 1, std::chrono::milliseconds(50));
+      } catch (const zmq::error_t& e) {
+        if (e.num() == EINTR) continue;
+        throw;
+      }
+      // Drain what is there, but look at the clock at least every 256 messages.
+      for (int i = 0; i < 256 && (items[0].revents & ZMQ_POLLIN); ++i) {
+        std::vector<zmq::message_t> frames;
+        auto got =
+            zmq::recv_multipart(socket_, std::back_inserter(frames), zmq::recv_flags::dontwait);
+        if (!got) break;
+        handle(frames);
+      }
+      checkHeartbeats();
+      processLosses();
+    }
+    log("hearth relay: stopped");
+  }
+
+ private:
+  struct Slot {
+    bool joined = false;
+    bool alive = false;
+    std::string identity;
+    Clock::time_point lastSeen;
+  };
+
+  void log(const std::string& line) {
+    if (options_.log) {
+      options_.log(line);
+    } else {
+      std::cerr << line << std::endl;
+    }
+  }
+
+  template <typename Fn>
+  void bump(Fn fn) {
+    std::lock_guard<std::mutex> lock(statsMu_);
+    fn(stats_);
+  }
+
+  void malformed(const std::string& identity, const std::string& why) {
+    bump([](ZmqRelayStats& s) { ++s.malformed; });
+    log("hearth relay: dropped malformed message from " + printable(identity) + ": " + why);
+  }
+
+  // Sends frames to `identity`. Returns false if it is unroutable (its
+  // connection is gone); the caller treats that as loss.
+  bool sendTo(const std::string& identity, std::vector<zmq::message_t>& frames) {
+    try {
+      socket_.send(zmq::buffer(identity), zmq::send_flags::sndmore);
+      for (std::size_t i = 0; i < frames.size(); ++i) {
+        socket_.send(frames[i],
+                     i + 1 < frames.size() ? zmq::send_flags::sndmore : zmq::send_flags::none);
+      }
+      return true;
+    } catch (const zmq::error_t& e) {
+      if (e.num() == EHOSTUNREACH) return false;
+      throw;
+    }
+  }
+
+  bool sendTo(const std::string& identity, zmq::message_t header) {
+    std::vector<zmq::message_t> frames;
+    frames.push_back(std::move(header));
+    return sendTo(identity, frames);
+  }
+
+  void reject(const std::string& identity, const std::string& reason) {
+    bump([](ZmqRelayStats& s) { ++s.rejected; });
+    log("hearth relay: rejected " + printable(identity) + ": " + reason);
+    std::vector<zmq::message_t> frames;
+    frames.push_back(HeaderWriter(Type::kReject).message());
+    frames.emplace_back(reason.data(), reason.size());
+    sendTo(identity, frames);
+  }
+
+  int rankOf(const std::string& identity) const {
+    auto it = byIdentity_.find(identity);
+    return it == byIdentity_.end() ? -1 : it->second;
+  }
+
+  void handle(std::vector<zmq::message_t>& frames) {
+    if (frames.empty()) return;
+    const std::string identity = frames[0].to_string();
+    Type type;
+    std::string why;
+    const auto* h =
+        frames.size() > 1 ? static_cast<const std::uint8_t*>(frames[1].data()) : nullptr;
+    if (!zmqwire::checkHeader(frames.data() + 1, frames.size() - 1, &type, &why)) {
+      // A HELLO of another version gets a REJECT so the node learns why.
+      if (h != nullptr && frames[1].size() >= 2 && h[0] != zmqwire::kVersion &&
+          h[1] == static_cast<std::uint8_t>(Type::kHello)) {
+        reject(identity, why);
+        return;
+      }
+      malformed(identity, why);
+      return;
+    }
+    const int rank = rankOf(identity);
+    if (rank >= 0) slots_[rank].lastSeen = Clock::now();
+    switch (type) {
+      case Type::kHello:
+        hello(identity, rank, frames);
+        return;
+      case Type::kPing:
+        if (rank >= 0 && slots_[rank].alive) {
+          if (!sendTo(identity, HeaderWriter(Type::kPong).message())) {
+            markLost(rank, "unreachable");
+          }
+        }
+        return;
+      case Type::kLeave:
+        if (rank >= 0) markLost(rank, "left");
+        return;
+      case Type::kData:
+        data(identity, rank, frames);
+        return;
+      default:
+        malformed(identity, "message type " + std::to_string(static_cast<int>(type)) +
+                                " is not sent by nodes");
+        return;
+    }
+  }
+
+  void hello(const std::string& identity, int existing, std::vector<zmq::message_t>& frames) {
+    if (existing >= 0) {
+      malformed(identity,
+                "HELLO from a node that already joined as rank " + std::to_string(existing));
+      return;
+    }
+    if (frames[2].size() > zmqwire::kMaxStringBytes ||
+        frames[3].size() > zmqwire::kMaxStringBytes) {
+      malformed(identity, "HELLO with an oversized run id or token");
+      return;
+    }
+    HeaderReader reader(frames[1]);
+    const int requested = reader.i32();
+    if (frames[2].to_string() != options_.runId) {
+      reject(identity, "unknown run id '" + frames[2].to_string() + "'");
+      return;
+    }
+    if (frames[3].to_string() != options_.joinToken) {
+      reject(identity, "bad join token");
+      return;
+    }
+    if (complete_) {
+      reject(identity, "run is full (" + std::to_string(options_.worldSize) + " nodes)");
+      return;
+    }
+    int rank = -1;
+    if (requested >= 0) {
+      if (requested >= options_.worldSize) {
+        reject(identity, "requested rank " + std::to_string(requested) + " is out of range [0, " +
+                             std::to_string(options_.worldSize) + ")");
+        return;
+      }
+      if (slots_[requested].joined) {
+        reject(identity, "requested rank " + std::to_string(requested) + " is taken");
+        return;
+      }
+      rank = requested;
+    } else {
+      for (int r = 0; r < options_.worldSize && rank < 0; ++r) {
+        // Leave explicitly requested ranks to their requesters only if free now.
+        if (!slots_[r].joined) rank = r;
+      }
+      if (rank < 0) {
+        reject(identity, "run is full");
+        return;
+      }
+    }
+    Slot& slot = slots_[rank];
+    slot.joined = true;
+    slot.alive = true;
+    slot.identity = identity;
+    slot.lastSeen = Clock::now();
+    byIdentity_[identity] = rank;
+    ++joinedCount_;
+    bump([](ZmqRelayStats& s) { ++s.joined; });
+    log("hearth relay: " + printable(identity) + " joined as rank " + std::to_string(rank) + " (" +
+        std::to_string(joinedCount_) + "/" + std::to_string(options_.worldSize) + ")");
+    if (!sendTo(identity,
+                HeaderWriter(Type::kWelcome).i32(rank).i32(options_.worldSize).message())) {
+      dropJoiner(rank);
+      return;
+    }
+    if (joinedCount_ == options_.worldSize) completeWorld();
+  }
+
+  // A node that vanished before the world was complete frees its slot.
+  void dropJoiner(int rank) {
+    Slot& slot = slots_[rank];
+    log("hearth relay: rank " + std::to_string(rank) + " vanished before the world was complete");
+    byIdentity_.erase(slot.identity);
+    slot = Slot{};
+    --joinedCount_;
+  }
+
+  void completeWorld() {
+    complete_ = true;
+    bump([](ZmqRelayStats& s) { s.worldComplete = true; });
+    log("hearth relay: world complete (" + std::to_string(options_.worldSize) + " nodes)");
+    for (int r = 0; r < options_.worldSize; ++r) sendMembership(r);
+  }
+
+  void sendMembership(int r) {
+    std::vector<zmq::message_t> frames;
+    frames.push_back(HeaderWriter(Type::kMembership).u64(epoch_).i32(options_.worldSize).message());
+    std::string alive(options_.worldSize, '\0');
+    for (int p = 0; p < options_.worldSize; ++p) alive[p] = slots_[p].alive ? 1 : 0;
+    frames.emplace_back(alive.data(), alive.size());
+    if (!sendTo(slots_[r].identity, frames)) markLost(r, "unreachable");
+  }
+
+  void data(const std::string& identity, int src, std::vector<zmq::message_t>& frames) {
+    if (src < 0 || !complete_) {
+      malformed(identity, src < 0 ? "DATA from a node that has not joined"
+                                  : "DATA before the world is complete");
+      return;
+    }
+    if (!slots_[src].alive) return;  // already declared lost: ignore its traffic
+    HeaderReader reader(frames[1]);
+    const int dst = reader.i32();
+    const std::uint64_t tag = reader.u64();
+    if (dst < 0 || dst >= options_.worldSize) {
+      malformed(identity, "DATA to rank " + std::to_string(dst) + " out of range");
+      return;
+    }
+    if (!slots_[dst].alive) return;  // the sender got (or will get) PEER_LOST for dst
+    std::vector<zmq::message_t> out;
+    out.push_back(HeaderWriter(Type::kData).i32(src).u64(tag).message());
+    out.push_back(std::move(frames[2]));  // zero-copy forward of the payload
+    if (sendTo(slots_[dst].identity, out)) {
+      bump([](ZmqRelayStats& s) { ++s.forwarded; });
+    } else {
+      markLost(dst, "unreachable");
+    }
+  }
+
+  void checkHeartbeats() {
+    const auto now = Clock::now();
+    for (int r = 0; r < options_.worldSize; ++r) {
+      Slot& slot = slots_[r];
+      if (!slot.alive || now - slot.lastSeen <= options_.heartbeatTimeout) continue;
+      if (!complete_) {
+        dropJoiner(r);
+      } else {
+        markLost(
+            r, "silent for more than " + std::to_string(options_.heartbeatTimeout.count()) + " ms");
+      }
+    }
+  }
+
+  // Declares a member lost; the announcement happens in processLosses so that
+  // a failing announcement can itself declare another loss without recursion.
+  void markLost(int rank, const std::string& reason) {
+    Slot& slot = slots_[rank];
+    if (!slot.alive) return;
+    if (!complete_) {
+      dropJoiner(rank);
+      return;
+    }
+    slot.alive = false;
+    ++epoch_;
+    bump([this](ZmqRelayStats& s) {
+      ++s.lost;
+      s.epoch = epoch_;
+    });
+    log("hearth relay: rank " + std::to_string(rank) + " lost (" + reason + "), epoch " +
+        std::to_string(epoch_));
+    losses_.push_back({rank, epoch_, reason});
+  }
+
+  void processLosses() {
+    while (!losses_.empty()) {
+      Loss loss = losses_.front();
+      losses_.pop_front();
+      const std::string reason =
+          "rank " + std::to_string(loss.rank) + " lost at the relay: " + loss.reason;
+      for (int r = 0; r < options_.worldSize; ++r) {
+        if (!slots_[r].alive) continue;
+        std::vector<zmq::message_t> frames;
+        frames.push_back(HeaderWriter(Type::kPeerLost).i32(loss.rank).u64(loss.epoch).message());
+        frames.emplace_back(reason.data(), reason.size());
+        if (!sendTo(slots_[r].identity, frames)) markLost(r, "unreachable");
+      }
+    }
+  }
+
+  struct Loss {
+    int rank;
+    std::uint64_t epoch;
+    std::string reason;
+  };
+
+  ZmqRelayOptions options_;
+  zmq::context_t context_;
+  zmq::socket_t socket_;
+  std::string endpoint_;
+  std::atomic<bool> stopRequested_{false};
+  std::thread thread_;
+
+  // Owned by the serving thread.
+  std::vector<Slot> slots_;
+  std::map<std::string, int> byIdentity_;
+  int joinedCount_ = 0;
+  bool complete_ = false;
+  std::uint64_t epoch_ = 0;
+  std::deque<Loss> losses_;
+
+  mutable std::mutex statsMu_;
+  ZmqRelayStats stats_;
+};
+
+ZmqRelay::ZmqRelay(ZmqRelayOptions options) : impl_(std::make_unique<Impl>(std::move(options))) {}
+ZmqRelay::~ZmqRelay() = default;
+std::string ZmqRelay::endpoint() const {
+  return impl_->endpoint();
+}
+void ZmqRelay::run() {
+  impl_->run();
+}
+void ZmqRelay::requestStop() {
+  impl_->requestStop();
+}
+void ZmqRelay::start() {
+  impl_->start();
+}
+void ZmqRelay::stop() {
+  impl_->stop();
+}
+ZmqRelayStats ZmqRelay::stats() const {
+  return impl_->stats();
+}
+
+}  // namespace hearth
