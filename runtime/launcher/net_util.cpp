@@ -1,5 +1,7 @@
 #include "net_util.h"
 
+#include <random>
+
 #include <arpa/inet.h>
 #include <ifaddrs.h>
 #include <netdb.h>
@@ -50,7 +52,32 @@ AddrInfoPtr resolve(const std::string& host, int port, int socktype) {
 
 }  // namespace
 
+namespace {
+
+// Whether bindAddr:port can be bound right now.
+bool canBind(const std::string& bindAddr, int port) {
+  UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!fd.valid()) return false;
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<std::uint16_t>(port));
+  if (::inet_pton(AF_INET, bindAddr.c_str(), &addr.sin_addr) != 1) return false;
+  return ::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
+}
+
+}  // namespace
+
 int findFreePort(const std::string& bindAddr) {
+  // Prefer ports below Linux's ephemeral range (32768+): a port the kernel
+  // handed out for bind(0) can be taken by any outgoing connection before the
+  // worker binds it, a port from this range only by another listener.
+  std::random_device seed;
+  std::mt19937 rng(seed());
+  std::uniform_int_distribution<int> pick(kPreferredPortLow, kPreferredPortHigh - 1);
+  for (int attempt = 0; attempt < 64; ++attempt) {
+    const int port = pick(rng);
+    if (canBind(bindAddr, port)) return port;
+  }
   UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
   if (!fd.valid()) throw std::runtime_error(std::string("socket: ") + std::strerror(errno));
   sockaddr_in addr{};

@@ -1,10 +1,12 @@
 // net_util.h: address helpers for rendezvous.
 //
 // Contract:
-//  - findFreePort(bindAddr) binds a TCP socket to bindAddr:0 (an IPv4 literal,
-//    e.g. "127.0.0.1" or "0.0.0.0"), reads the port the kernel chose and closes
-//    the socket. The port is free at that moment only (another process may take
-//    it before the workers bind it). Throws std::runtime_error on failure.
+//  - findFreePort(bindAddr) returns a port bindable on bindAddr (an IPv4
+//    literal, e.g. "127.0.0.1" or "0.0.0.0") right now: a random one in
+//    [kPreferredPortLow, kPreferredPortHigh), below the kernel's ephemeral
+//    range so outgoing connections cannot take it, else the kernel's pick for
+//    bindAddr:0. Free at that moment only (another listener may take it
+//    before the workers bind it). Throws std::runtime_error on failure.
 //  - isLocalHost(host) is true for "localhost", loopback addresses, this
 //    machine's host name and any address assigned to a local interface.
 //  - localAddressTowards(host, port) returns the numeric address of the local
@@ -22,6 +24,9 @@
 
 namespace hearth::launcher {
 
+// Ports tried first by findFreePort: below the kernel's ephemeral range.
+constexpr int kPreferredPortLow = 20000;
+constexpr int kPreferredPortHigh = 32000;
 int findFreePort(const std::string& bindAddr);
 bool isLocalHost(const std::string& host);
 std::string localAddressTowards(const std::string& host, int port);
