@@ -118,14 +118,18 @@ const std::vector<FlagSpec>& flagSpecs() {
        "port on the rank-0 node for the workers' store (default 29500)",
        intApplier(1, 65535, "a port number 1..65535",
                   [](LaunchOptions& o, int v) { o.masterPort = v; })},
-      {"rdzv-backend", true, "static|c10d", "rendezvous backend (default static)",
+      {"rdzv-backend", true, "static|c10d|hearth",
+       "rendezvous backend (default static; hearth: workers meet through the hearth relay at "
+       "--rdzv-endpoint)",
        [](LaunchOptions& o, const std::string& v) -> std::string {
          if (v == "static") {
            o.rdzvBackend = RdzvBackend::kStatic;
          } else if (v == "c10d") {
            o.rdzvBackend = RdzvBackend::kC10d;
+         } else if (v == "hearth") {
+           o.rdzvBackend = RdzvBackend::kHearth;
          } else {
-           return "expected 'static' or 'c10d', got " + quoted(v);
+           return "expected 'static', 'c10d' or 'hearth', got " + quoted(v);
          }
          return "";
        }},
@@ -203,7 +207,10 @@ std::string validate(LaunchOptions& o, bool nodeRankFromCli, std::vector<std::st
     o.masterPort.reset();
     return "";
   }
-  if (o.rdzvBackend == RdzvBackend::kStatic) {
+  if (o.rdzvBackend == RdzvBackend::kHearth && o.rdzvEndpoint.empty()) {
+    return "--rdzv-backend hearth requires --rdzv-endpoint HOST:PORT (the hearth relay)";
+  }
+  if (o.rdzvBackend == RdzvBackend::kStatic || o.rdzvBackend == RdzvBackend::kHearth) {
     if (o.minNodes != o.maxNodes) {
       return "--nnodes " + std::to_string(o.minNodes) + ":" + std::to_string(o.maxNodes) +
              ": a MIN:MAX range needs --rdzv-backend c10d";

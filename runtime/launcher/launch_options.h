@@ -22,7 +22,9 @@ namespace hearth::launcher {
 
 using EnvMap = std::map<std::string, std::string>;
 
-enum class RdzvBackend { kStatic, kC10d };
+// kHearth: static node ranks; workers meet through a hearth relay at the
+// rdzv endpoint (HEARTH_RELAY / HEARTH_RUN_ID in their environment).
+enum class RdzvBackend { kStatic, kC10d, kHearth };
 
 inline constexpr int kDefaultMasterPort = 29500;  // torchrun's default
 inline constexpr int kDefaultRdzvPort = 29400;    // torchrun's c10d default

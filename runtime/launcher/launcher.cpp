@@ -50,6 +50,7 @@ int runLauncher(const LaunchOptions& o, const EnvMap& environment) {
   params.masterAddr = rdzv.masterAddr;
   params.masterPort = rdzv.masterPort;
   params.runId = o.rdzvId;
+  if (o.rdzvBackend == RdzvBackend::kHearth) params.hearthRelay = o.rdzvEndpoint;
 
   for (int restart = 0;; ++restart) {
     params.restartCount = restart;

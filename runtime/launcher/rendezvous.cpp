@@ -185,7 +185,9 @@ RendezvousResult performRendezvous(const LaunchOptions& o) {
     }
     return r;
   }
-  if (o.rdzvBackend == RdzvBackend::kStatic) return staticRendezvous(o);
+  if (o.rdzvBackend == RdzvBackend::kStatic || o.rdzvBackend == RdzvBackend::kHearth) {
+    return staticRendezvous(o);
+  }
   return c10dRendezvous(o);
 }
 

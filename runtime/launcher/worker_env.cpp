@@ -23,6 +23,10 @@ EnvMap buildWorkerEnv(const EnvMap& base, const WorkerEnvParams& p, int localRan
   // The workers build their own store at MASTER_ADDR:MASTER_PORT.
   env["TORCHELASTIC_USE_AGENT_STORE"] = "False";
   if (p.nprocPerNode > 1 && env.count("OMP_NUM_THREADS") == 0) env["OMP_NUM_THREADS"] = "1";
+  if (!p.hearthRelay.empty()) {
+    env["HEARTH_RELAY"] = p.hearthRelay;
+    env["HEARTH_RUN_ID"] = p.runId;
+  }
   return env;
 }
 

@@ -27,6 +27,8 @@ struct WorkerEnvParams {
   std::string masterAddr = "127.0.0.1";
   int masterPort = kDefaultMasterPort;
   std::string runId = "none";
+  // Non-empty: workers meet through this hearth relay ("HOST:PORT").
+  std::string hearthRelay;
 };
 
 EnvMap buildWorkerEnv(const EnvMap& base, const WorkerEnvParams& params, int localRank);

@@ -44,11 +44,15 @@ ConfigSchema engineConfigSchema() {
   s.add({"optimizer.params.weight_decay", K::kFloat, 0.0, "Weight decay.", 0.0});
   s.add({"communication.backend",
          K::kString,
-         "gloo",
-         "Collective backend for gradient averaging.",
+         "auto",
+         "Collective backend: gloo (c10d at MASTER_ADDR), hearth (ZeroMQ through a relay, for "
+         "nodes behind NAT), or auto (hearth when HEARTH_RELAY is set, else gloo).",
          {},
          {},
-         {"gloo"}});
+         {"auto", "gloo", "hearth"}});
+  s.add({"communication.relay", K::kString, "",
+         "hearth backend: the relay's HOST:PORT (default: HEARTH_RELAY, set by hearthrun "
+         "--rdzv-backend hearth). The join token comes from HEARTH_JOIN_TOKEN."});
   s.add({"communication.bucket_cap_mb", K::kFloat, 25.0,
          "Gradient bucket size in MiB; small tensors are fused into buckets of this size.",
          1.0 / 1024, 4096.0});

@@ -10,6 +10,8 @@
 #include "hearth/runtime/engine_schema.h"
 #include "hearth/runtime/gloo_backend.h"
 #include "hearth/runtime/logging.h"
+#include "hearth/transport/mesh_collectives.h"
+#include "hearth/transport/zmq_mesh.h"
 
 namespace hearth {
 namespace {
@@ -43,12 +45,53 @@ c10::intrusive_ptr<c10d::Store> connectStore(const LaunchEnv& env, Millis timeou
   }
 }
 
+std::string envOr(const std::string& value, const char* name) {
+  if (!value.empty()) return value;
+  const char* fromEnv = std::getenv(name);
+  return fromEnv == nullptr ? "" : fromEnv;
+}
+
+std::shared_ptr<Collectives> connectHearth(const LaunchEnv& env, const InitOptions& options) {
+  ZmqMeshOptions mesh;
+  mesh.relayEndpoint = envOr(options.relay, "HEARTH_RELAY");
+  if (mesh.relayEndpoint.empty()) {
+    throw LaunchEnvError(
+        "init: the hearth backend needs a relay: set communication.relay or HEARTH_RELAY, or "
+        "launch with hearthrun --rdzv-backend hearth --rdzv-endpoint HOST:PORT");
+  }
+  if (mesh.relayEndpoint.find("://") == std::string::npos) {
+    mesh.relayEndpoint = "tcp://" + mesh.relayEndpoint;
+  }
+  mesh.runId = envOr(envOr(options.runId, "HEARTH_RUN_ID"), "TORCHELASTIC_RUN_ID");
+  if (mesh.runId.empty()) mesh.runId = env.runId;
+  mesh.joinToken = envOr("", options.joinTokenEnv.c_str());
+  mesh.requestedRank = env.rank;
+  mesh.joinTimeout = options.timeout;
+  std::shared_ptr<Mesh> joined = connectZmqMesh(mesh);
+  if (joined->worldSize() != env.worldSize || joined->rank() != env.rank) {
+    throw LaunchEnvError("init: the relay's run has " + std::to_string(joined->worldSize()) +
+                         " ranks and gave this node rank " + std::to_string(joined->rank()) +
+                         ", but WORLD_SIZE=" + std::to_string(env.worldSize) +
+                         " and RANK=" + std::to_string(env.rank));
+  }
+  return makeMeshCollectives(std::move(joined), MeshCollectivesOptions{});
+}
+
 }  // namespace
 
 Context init(const InitOptions& options) {
   Context context;
   context.env = readLaunchEnv();
   setLogRank(context.env.rank);
+  const bool hearth = options.backend == "hearth" ||
+                      (options.backend == "auto" && !envOr(options.relay, "HEARTH_RELAY").empty());
+  if (options.backend != "auto" && options.backend != "gloo" && options.backend != "hearth") {
+    throw ConfigError("init: backend '" + options.backend + "' is not one of auto, gloo, hearth");
+  }
+  if (hearth) {
+    context.collectives = connectHearth(context.env, options);
+    return context;
+  }
   auto store = connectStore(context.env, options.timeout);
   auto group = makeGlooProcessGroup(store, context.env.rank, context.env.worldSize, options.timeout,
                                     glooDeviceHost(context.env));
@@ -63,6 +106,8 @@ Context init(const Config& config) {
   checkConfigAgainstWorld(config, env.worldSize);
   InitOptions options;
   options.timeout = Millis(static_cast<int64_t>(config.getFloat("communication.timeout_s") * 1000));
+  options.backend = config.getString("communication.backend");
+  options.relay = config.getString("communication.relay");
   return init(options);
 }
 

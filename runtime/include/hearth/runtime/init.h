@@ -8,6 +8,10 @@
 // passed; then it throws CollectiveTimeout. Bad environment throws
 // LaunchEnvError; with a Config, a world-size mismatch throws ConfigError.
 //
+// With the hearth backend every worker connects out to the relay, asks for its
+// RANK, and the collectives run over the relayed Mesh (transport/); the relay
+// must have been started for WORLD_SIZE nodes and the same run id.
+//
 // Gloo binds to 127.0.0.1 when MASTER_ADDR is a loopback address, to
 // HEARTH_GLOO_HOST when that is set, else to the host name's address
 // (GLOO_SOCKET_IFNAME is honoured by Gloo).
@@ -32,6 +36,16 @@ struct Context {
 
 struct InitOptions {
   Millis timeout{300000};
+  // "gloo": c10d ProcessGroupGloo at MASTER_ADDR:MASTER_PORT. "hearth": the
+  // hearth transport through a relay (ZeroMQ, NAT-tolerant: nodes dial out).
+  // "auto": hearth when a relay is known (HEARTH_RELAY, set by
+  // `hearthrun --rdzv-backend hearth`), else gloo.
+  std::string backend = "auto";
+  std::string relay;  // HOST:PORT or tcp://HOST:PORT; empty: HEARTH_RELAY
+  std::string runId;  // empty: HEARTH_RUN_ID, else TORCHELASTIC_RUN_ID
+  // The relay's join token is read from this environment variable, so that
+  // it stays out of config files and process lists.
+  std::string joinTokenEnv = "HEARTH_JOIN_TOKEN";
 };
 
 Context init(const InitOptions& options = {});
