@@ -118,7 +118,7 @@ case "$cmd" in
       router*) ns="$PREFIX-r${target#router}" ;;
       *) echo "netbed exec: unknown host '$target'" >&2; exit 2 ;;
     esac
-    ip netns exec "$ns" "$@" ;;
+    exec ip netns exec "$ns" "$@" ;;
   -h|--help|"") sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; [ -n "$cmd" ] || exit 2 ;;
   *) echo "netbed: unknown command '$cmd' (up, exec, down, status)" >&2; exit 2 ;;
 esac
