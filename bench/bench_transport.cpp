@@ -1,0 +1,107 @@
+// bench_transport — allreduce over hearth's transport (ZeroMQ through
+// hearth-relay, collectives over the Mesh) against Gloo's allreduce over
+// direct TCP, in the same processes and the same run.
+//
+// Launch through a relay (the script scripts/bench_transport.sh does it):
+//   hearth-relay --run-id B --world-size N &
+//   hearthrun --nproc-per-node N --rdzv-backend hearth --rdzv-endpoint HOST:PORT \
+//             --rdzv-id B build/bench/bench_transport
+// The Gloo group uses MASTER_ADDR:(MASTER_PORT+1). Every iteration checks the
+// sum on rank-unique data. Rank 0 prints a table and one JSON line per size:
+// median ms, effective bus bandwidth 2(N-1)/N x bytes / time, and the ratio.
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <iostream>
+
+#include "hearth/runtime/gloo_backend.h"
+#include "hearth/runtime/init.h"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double medianMs(hearth::Collectives& c, std::vector<float>& data, int rank, int world,
+                int iterations, hearth::Millis timeout) {
+  std::vector<double> ms;
+  for (int i = 0; i < iterations + 1; ++i) {
+    std::fill(data.begin(), data.end(), float(rank + 1));
+    c.barrier(timeout);
+    const auto start = Clock::now();
+    c.allreduceSum(data.data(), data.size(), timeout);
+    const double elapsed = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+    const float expected = float(world) * float(world + 1) / 2;
+    if (data.front() != expected || data.back() != expected) {
+      throw std::runtime_error(c.backendName() + ": wrong sum " + std::to_string(data.front()));
+    }
+    if (i > 0) ms.push_back(elapsed);  // the first one warms up
+  }
+  std::sort(ms.begin(), ms.end());
+  return ms[ms.size() / 2];
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"hearth transport allreduce vs Gloo, same run"};
+  int iterations = 5;
+  std::vector<double> sizesMb = {1, 16, 64};
+  app.add_option("--iterations", iterations, "Timed iterations per size")->check(CLI::PositiveNumber);
+  app.add_option("--sizes-mb", sizesMb, "Buffer sizes in MiB");
+  CLI11_PARSE(app, argc, argv);
+  try {
+    at::set_num_threads(1);
+    const hearth::Millis timeout(300000);
+    hearth::InitOptions options;
+    options.backend = "hearth";
+    options.timeout = timeout;
+    auto ctx = hearth::init(options);
+    const int rank = ctx.rank(), world = ctx.worldSize();
+
+    c10d::TCPStoreOptions store;
+    store.port = static_cast<std::uint16_t>(ctx.env.masterPort + 1);
+    store.isServer = rank == 0;
+    store.numWorkers = static_cast<std::size_t>(world);
+    store.timeout = timeout;
+    auto tcpStore = c10::make_intrusive<c10d::TCPStore>(ctx.env.masterAddr, store);
+    const char* host = std::getenv("HEARTH_GLOO_HOST");
+    auto gloo = hearth::makeGlooCollectives(
+        hearth::makeGlooProcessGroup(tcpStore, rank, world, timeout, host ? host : "127.0.0.1"),
+        timeout);
+
+    if (rank == 0) {
+      std::printf("bench_transport: %d ranks, %d iterations (median)\n", world, iterations);
+      std::printf("%10s | %12s %12s | %14s %14s | %8s\n", "MiB", "gloo ms", "hearth ms",
+                  "gloo Gbit/s", "hearth Gbit/s", "ratio");
+    }
+    for (double mb : sizesMb) {
+      std::vector<float> data(static_cast<std::size_t>(mb * (1 << 20) / sizeof(float)));
+      const double glooMs = medianMs(*gloo, data, rank, world, iterations, timeout);
+      const double hearthMs = medianMs(*ctx.collectives, data, rank, world, iterations, timeout);
+      const double busBits = 2.0 * (world - 1) / world * double(data.size()) * 4 * 8;
+      if (rank == 0) {
+        std::printf("%10.1f | %12.2f %12.2f | %14.3f %14.3f | %7.2fx\n", mb, glooMs, hearthMs,
+                    busBits / glooMs / 1e6, busBits / hearthMs / 1e6, hearthMs / glooMs);
+        std::cout << nlohmann::json{{"bench", "transport_allreduce"}, {"world", world},
+                                    {"mib", mb}, {"gloo_ms", glooMs}, {"hearth_ms", hearthMs},
+                                    {"hearth_over_gloo", hearthMs / glooMs}}
+                         .dump()
+                  << std::endl;
+      }
+    }
+    gloo->barrier(timeout);
+    ctx.collectives->barrier(timeout);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "bench_transport: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}
