@@ -10,6 +10,7 @@
 #include "hearth/runtime/engine_schema.h"
 #include "hearth/runtime/gloo_backend.h"
 #include "hearth/runtime/logging.h"
+#include "hearth/transport/curve_keys.h"
 #include "hearth/transport/mesh_collectives.h"
 #include "hearth/transport/zmq_mesh.h"
 
@@ -67,6 +68,17 @@ std::shared_ptr<Collectives> connectHearth(const LaunchEnv& env, const InitOptio
   mesh.joinToken = envOr("", options.joinTokenEnv.c_str());
   mesh.requestedRank = env.rank;
   mesh.joinTimeout = options.timeout;
+  // CURVE (docs/security.md): the relay's key as Z85 text or a .pub path.
+  const std::string relayKey = envOr("", "HEARTH_RELAY_PUBLIC_KEY");
+  if (!relayKey.empty()) {
+    try {
+      mesh.relayPublicKey = curvePublicKeyFromSpec(relayKey);
+    } catch (const CurveKeyError& e) {
+      throw LaunchEnvError(std::string("init: HEARTH_RELAY_PUBLIC_KEY: ") + e.what());
+    }
+  }
+  mesh.curveSecretKeyFile = envOr("", "HEARTH_NODE_KEY");
+  mesh.allowPlaintext = envOr("", "HEARTH_ALLOW_PLAINTEXT") == "1";
   std::shared_ptr<Mesh> joined = connectZmqMesh(mesh);
   if (joined->worldSize() != env.worldSize || joined->rank() != env.rank) {
     throw LaunchEnvError("init: the relay's run has " + std::to_string(joined->worldSize()) +

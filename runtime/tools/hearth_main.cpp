@@ -4,6 +4,9 @@
 //                                     validate a config file; print the effective config
 //   hearth inspect FILE [--numel N]   describe a gradient payload, or say why it is invalid
 //   hearth codecs                     list the gradient codecs
+//   hearth keygen --out PREFIX [--force]
+//                                     write a CURVE keypair: PREFIX.key (secret,
+//                                     mode 0600) and PREFIX.pub; print the public key
 // Exit codes: 0 ok, 1 invalid payload, 2 invalid input or usage.
 #include <CLI/CLI.hpp>
 
@@ -16,6 +19,7 @@
 #include "hearth/compress/inspect.h"
 #include "hearth/compress/registry.h"
 #include "hearth/runtime/engine_schema.h"
+#include "hearth/transport/curve_keys.h"
 
 namespace {
 
@@ -50,6 +54,33 @@ int inspect(const std::string& path, std::uint64_t numel) {
   return 0;
 }
 
+int keygen(const std::string& prefix, bool force) {
+  const std::string secretPath = prefix + ".key";
+  const std::string publicPath = prefix + ".pub";
+  if (!force) {
+    for (const auto& path : {secretPath, publicPath}) {
+      std::error_code error;
+      if (std::filesystem::exists(path, error)) {
+        std::fprintf(stderr, "hearth keygen: '%s' exists; refusing to overwrite it (--force)\n",
+                     path.c_str());
+        return 2;
+      }
+    }
+  }
+  try {
+    const auto pair = hearth::generateCurveKeyPair();
+    hearth::writeCurveSecretKeyFile(secretPath, pair, force);
+    hearth::writeCurvePublicKeyFile(publicPath, pair.publicKey, force);
+    std::fprintf(stderr, "hearth keygen: wrote %s (secret, mode 0600) and %s\n", secretPath.c_str(),
+                 publicPath.c_str());
+    std::printf("%s\n", pair.publicKey.c_str());
+    return 0;
+  } catch (const hearth::CurveKeyError& e) {
+    std::fprintf(stderr, "hearth keygen: %s\n", e.what());
+    return 2;
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -74,7 +105,16 @@ int main(int argc, char** argv) {
 
   auto* codecsCommand = app.add_subcommand("codecs", "List the gradient codecs");
 
+  auto* keygenCommand = app.add_subcommand(
+      "keygen", "Generate a CURVE keypair for the hearth transport (relay or node)");
+  std::string keyPrefix;
+  bool keyForce = false;
+  keygenCommand->add_option("--out", keyPrefix, "Write PREFIX.key (secret, 0600) and PREFIX.pub")
+      ->required();
+  keygenCommand->add_flag("--force", keyForce, "Overwrite existing key files");
+
   CLI11_PARSE(app, argc, argv);
+  if (keygenCommand->parsed()) return keygen(keyPrefix, keyForce);
   if (inspectCommand->parsed()) return inspect(payloadPath, numel);
   if (codecsCommand->parsed()) {
     for (const auto& codec : hearth::compress::codecs()) {

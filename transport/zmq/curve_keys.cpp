@@ -1,6 +1,7 @@
 // CURVE key generation and key files. See curve_keys.h.
 #include "hearth/transport/curve_keys.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -62,8 +63,9 @@ void checkKey(const std::string& key, const std::string& path, const char* what)
 std::string readSingleKey(const std::string& path, const char* what) {
   const auto lines = keyLines(path, what);
   if (lines.size() != 1) {
-    throw CurveKeyError(std::string(what) + " '" + path + "' is malformed: expected one key line, " +
-                        "found " + std::to_string(lines.size()));
+    throw CurveKeyError(std::string(what) + " '" + path +
+                        "' is malformed: expected one key line, " + "found " +
+                        std::to_string(lines.size()));
   }
   checkKey(lines[0], path, what);
   return lines[0];
@@ -171,10 +173,8 @@ CurveKeyPair readCurveSecretKeyFile(const std::string& path) {
     throw CurveKeyError("CURVE secret key file '" + path + "' is not a regular file");
   }
   if ((st.st_mode & 077) != 0) {
-    throw CurveKeyError("CURVE secret key file '" + path + "' has mode " +
-                        modeString(st.st_mode) +
-                        ": it must not be accessible by group or others (chmod 600 " + path +
-                        ")");
+    throw CurveKeyError("CURVE secret key file '" + path + "' has mode " + modeString(st.st_mode) +
+                        ": it must not be accessible by group or others (chmod 600 " + path + ")");
   }
   CurveKeyPair pair;
   pair.secretKey = readSingleKey(path, "CURVE secret key file");
@@ -212,7 +212,9 @@ bool isLoopbackEndpoint(const std::string& endpoint) {
   if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
     host = host.substr(1, host.size() - 2);
   }
-  return host == "localhost" || host.rfind("127.", 0) == 0 || host == "::1";
+  if (host == "localhost" || host == "::1") return true;
+  in_addr v4{};
+  return ::inet_pton(AF_INET, host.c_str(), &v4) == 1 && (ntohl(v4.s_addr) >> 24) == 127;
 }
 
 }  // namespace hearth

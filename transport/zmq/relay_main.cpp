@@ -28,6 +28,12 @@ void usage(std::ostream& out) {
          "  --token-env VAR         read the join token from environment variable VAR\n"
          "                          (keeps it out of the process list)\n"
          "  --heartbeat-timeout MS  a node silent this long is lost (default 5000)\n"
+         "  --curve-secret-key FILE enable CURVE with this relay secret key file\n"
+         "                          (hearth keygen --out PREFIX writes PREFIX.key/.pub);\n"
+         "                          nodes need the public key (HEARTH_RELAY_PUBLIC_KEY)\n"
+         "  --allow-keys FILE       admit only these node public keys (one Z85 key per\n"
+         "                          line, # comments); needs --curve-secret-key\n"
+         "  --allow-plaintext       permit binding a non-loopback address without CURVE\n"
          "  --help                  this text\n";
 }
 
@@ -52,6 +58,10 @@ int main(int argc, char** argv) {
     if (arg == "--help" || arg == "-h") {
       usage(std::cout);
       return 0;
+    }
+    if (arg == "--allow-plaintext") {
+      options.allowPlaintext = true;
+      continue;
     }
     if (i + 1 >= argc) {
       std::cerr << "hearth-relay: " << arg
@@ -89,6 +99,10 @@ int main(int argc, char** argv) {
         return 2;
       }
       options.heartbeatTimeout = std::chrono::milliseconds(n);
+    } else if (arg == "--curve-secret-key") {
+      options.curveSecretKeyFile = value;
+    } else if (arg == "--allow-keys") {
+      options.allowKeysFile = value;
     } else {
       std::cerr << "hearth-relay: unknown argument " << arg << "\n";
       usage(std::cerr);
@@ -106,6 +120,9 @@ int main(int argc, char** argv) {
     std::signal(SIGINT, onSignal);
     std::signal(SIGTERM, onSignal);
     std::cout << "hearth-relay: listening on " << relay.endpoint() << std::endl;
+    if (!relay.publicKey().empty()) {
+      std::cout << "hearth-relay: CURVE public key " << relay.publicKey() << std::endl;
+    }
     relay.run();
     std::signal(SIGINT, SIG_DFL);
     std::signal(SIGTERM, SIG_DFL);

@@ -20,6 +20,7 @@
 #include <thread>
 #include <utility>
 
+#include "hearth/transport/curve_keys.h"
 #include "zmq_wire.h"
 
 namespace hearth {
@@ -78,7 +79,8 @@ zmq::message_t payloadMessage(MeshBytes bytes) {
 
 class Core {
  public:
-  explicit Core(ZmqMeshOptions options) : options_(std::move(options)) {
+  Core(ZmqMeshOptions options, CurveKeyPair nodeKeys)
+      : options_(std::move(options)), nodeKeys_(std::move(nodeKeys)) {
     eventFd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (eventFd_ < 0) throw MeshAborted(-1, "zmq mesh: eventfd failed");
   }
@@ -210,7 +212,12 @@ class Core {
               (joinState_ == JoinState::kWelcomed ? "admitted as rank " + std::to_string(rank_) +
                                                         ", waiting for the world to complete"
                                                   : std::string("no answer from the relay")) +
-              ")");
+              ")" +
+              (options_.relayPublicKey.empty()
+                   ? std::string()
+                   : std::string("; with CURVE this also means the handshake failed: check that "
+                                 "the relay public key is right and that the relay's allowlist "
+                                 "holds this node's key")));
     }
     std::rethrow_exception(joinError_);
   }
@@ -225,6 +232,11 @@ class Core {
       socket.set(zmq::sockopt::rcvhwm, 0);
       socket.set(zmq::sockopt::linger, 0);
       socket.set(zmq::sockopt::maxmsgsize, options_.maxMessageBytes);
+      if (!options_.relayPublicKey.empty()) {
+        socket.set(zmq::sockopt::curve_serverkey, options_.relayPublicKey);
+        socket.set(zmq::sockopt::curve_publickey, nodeKeys_.publicKey);
+        socket.set(zmq::sockopt::curve_secretkey, nodeKeys_.secretKey);
+      }
       socket.connect(options_.relayEndpoint);
       {
         std::vector<zmq::message_t> hello;
@@ -368,9 +380,13 @@ class Core {
         if (stopRequested_) {
           welcomed = joinState_ != JoinState::kJoining && joinState_ != JoinState::kFailed;
           if (options_.announceLeave && welcomed && terminal_ == Terminal::kAborted) {
-            zmq::send_multipart(
-                socket, std::array<zmq::message_t, 1>{HeaderWriter(Type::kLeave).message()});
-            sentLeave = true;
+            // dontwait: with no live connection to the relay (e.g. a CURVE
+            // handshake that failed) a DEALER send would block forever.
+            sentLeave =
+                zmq::send_multipart(
+                    socket, std::array<zmq::message_t, 1>{HeaderWriter(Type::kLeave).message()},
+                    zmq::send_flags::dontwait)
+                    .has_value();
           }
           break;
         }
@@ -420,8 +436,10 @@ class Core {
       sending.clear();
       const auto after = Clock::now();
       if (after >= nextPing) {
+        // Best effort: a PING that finds no connection is simply skipped.
         zmq::send_multipart(socket,
-                            std::array<zmq::message_t, 1>{HeaderWriter(Type::kPing).message()});
+                            std::array<zmq::message_t, 1>{HeaderWriter(Type::kPing).message()},
+                            zmq::send_flags::dontwait);
         nextPing = after + options_.heartbeatInterval;
       }
       if (welcomed && after - lastFromRelay > options_.heartbeatTimeout) {
@@ -548,6 +566,7 @@ class Core {
   }
 
   const ZmqMeshOptions options_;
+  const CurveKeyPair nodeKeys_;  // empty without CURVE
   int eventFd_ = -1;
   std::mutex mu_;
   // Set once at WELCOME, before connectZmqMesh returns; read-only afterwards.
@@ -589,8 +608,9 @@ class ZmqRequest : public MeshRequest {
 
 class ZmqMesh : public Mesh {
  public:
-  explicit ZmqMesh(const ZmqMeshOptions& options)
-      : core_(std::make_shared<Core>(options)), io_([core = core_] { core->ioLoop(); }) {}
+  ZmqMesh(const ZmqMeshOptions& options, CurveKeyPair nodeKeys)
+      : core_(std::make_shared<Core>(options, std::move(nodeKeys))),
+        io_([core = core_] { core->ioLoop(); }) {}
   ~ZmqMesh() override {
     core_->abort("mesh destroyed");
     io_.join();
@@ -638,7 +658,30 @@ std::unique_ptr<Mesh> connectZmqMesh(const ZmqMeshOptions& options) {
     throw MeshUsageError(-1, "connectZmqMesh: runId and joinToken must be at most " +
                                  std::to_string(zmqwire::kMaxStringBytes) + " bytes");
   }
-  auto mesh = std::make_unique<ZmqMesh>(options);
+  CurveKeyPair nodeKeys;
+  if (options.relayPublicKey.empty()) {
+    if (!options.allowPlaintext && !isLoopbackEndpoint(options.relayEndpoint)) {
+      throw MeshUsageError(
+          -1, "connectZmqMesh: refusing to connect to " + options.relayEndpoint +
+                  " in plaintext: it is not a loopback address, so the join token and all data "
+                  "would travel in clear. Set the relay's public key (HEARTH_RELAY_PUBLIC_KEY), "
+                  "or allow plaintext explicitly (HEARTH_ALLOW_PLAINTEXT=1)");
+    }
+  } else {
+    if (!isCurveKeyZ85(options.relayPublicKey)) {
+      throw MeshUsageError(-1,
+                           "connectZmqMesh: relayPublicKey is not a 40-character Z85 "
+                           "CURVE public key");
+    }
+    try {
+      nodeKeys = options.curveSecretKeyFile.empty()
+                     ? generateCurveKeyPair()
+                     : readCurveSecretKeyFile(options.curveSecretKeyFile);
+    } catch (const CurveKeyError& e) {
+      throw MeshUsageError(-1, std::string("connectZmqMesh: ") + e.what());
+    }
+  }
+  auto mesh = std::make_unique<ZmqMesh>(options, std::move(nodeKeys));
   mesh->waitJoined();  // on failure the destructor aborts and joins the I/O thread
   return mesh;
 }

@@ -11,11 +11,13 @@
 #include <iostream>
 #include <map>
 #include <mutex>
+#include <set>
 #include <stdexcept>
 #include <thread>
 #include <utility>
 #include <vector>
 
+#include "hearth/transport/curve_keys.h"
 #include "zmq_wire.h"
 
 namespace hearth {
@@ -51,6 +53,7 @@ class ZmqRelay::Impl {
     socket_.set(zmq::sockopt::rcvhwm, 0);
     socket_.set(zmq::sockopt::linger, 0);
     socket_.set(zmq::sockopt::maxmsgsize, options_.maxMessageBytes);
+    setUpCurve();
     try {
       socket_.bind(options_.bindEndpoint);
     } catch (const zmq::error_t& e) {
@@ -63,6 +66,7 @@ class ZmqRelay::Impl {
   ~Impl() { stop(); }
 
   std::string endpoint() const { return endpoint_; }
+  std::string publicKey() const { return publicKey_; }
 
   void requestStop() { stopRequested_.store(true); }
 
@@ -84,9 +88,10 @@ class ZmqRelay::Impl {
     log("hearth relay: serving run '" + options_.runId + "' for " +
         std::to_string(options_.worldSize) + " nodes on " + endpoint_);
     while (!stopRequested_.load()) {
-      zmq::pollitem_t items[] = {{socket_.handle(), 0, ZMQ_POLLIN, 0}};
+      zmq::pollitem_t items[] = {{socket_.handle(), 0, ZMQ_POLLIN, 0},
+                                 {zap_.handle(), 0, ZMQ_POLLIN, 0}};
       try {
-        zmq::poll(items, 1, std::chrono::milliseconds(50));
+        zmq::poll(items, zap_ ? 2 : 1, std::chrono::milliseconds(50));
       } catch (const zmq::error_t& e) {
         if (e.num() == EINTR) continue;
         throw;
@@ -99,6 +104,7 @@ class ZmqRelay::Impl {
         if (!got) break;
         handle(frames);
       }
+      if (zap_ && (items[1].revents & ZMQ_POLLIN)) serveZap();
       checkHeartbeats();
       processLosses();
     }
@@ -112,6 +118,78 @@ class ZmqRelay::Impl {
     std::string identity;
     Clock::time_point lastSeen;
   };
+
+  // CURVE server keys, the allowlist's ZAP socket, and the plaintext policy.
+  void setUpCurve() {
+    if (options_.curveSecretKeyFile.empty()) {
+      if (!options_.allowKeysFile.empty()) {
+        throw std::invalid_argument(
+            "hearth relay: an allowlist of node keys needs CURVE (a relay secret key file)");
+      }
+      if (!options_.allowPlaintext && !isLoopbackEndpoint(options_.bindEndpoint)) {
+        throw std::runtime_error(
+            "hearth relay: refusing to bind " + options_.bindEndpoint +
+            " without CURVE: it is not a loopback address, so the join token and all data would "
+            "travel in clear. Give a relay secret key (hearth keygen; --curve-secret-key), or "
+            "allow plaintext explicitly (--allow-plaintext)");
+      }
+      return;
+    }
+    const CurveKeyPair keys = readCurveSecretKeyFile(options_.curveSecretKeyFile);
+    publicKey_ = keys.publicKey;
+    if (!options_.allowKeysFile.empty()) {
+      for (auto& key : readCurveAllowlistFile(options_.allowKeysFile)) {
+        std::array<std::uint8_t, 32> raw{};
+        zmq_z85_decode(raw.data(), key.c_str());
+        allowed_.insert(std::string(raw.begin(), raw.end()));
+      }
+      // The ZAP handler must exist before the first handshake, so bind it
+      // before the ROUTER. libzmq sends it a request for every handshake on
+      // this context and waits for the reply.
+      zap_ = zmq::socket_t(context_, zmq::socket_type::rep);
+      zap_.set(zmq::sockopt::linger, 0);
+      zap_.bind("inproc://zeromq.zap.01");
+      socket_.set(zmq::sockopt::zap_domain, "hearth");
+    }
+    socket_.set(zmq::sockopt::curve_server, 1);
+    socket_.set(zmq::sockopt::curve_secretkey, keys.secretKey);
+  }
+
+  // Answers one ZAP request (RFC 27): 200 for an allowlisted CURVE key, 400 otherwise.
+  void serveZap() {
+    std::vector<zmq::message_t> request;
+    if (!zmq::recv_multipart(zap_, std::back_inserter(request), zmq::recv_flags::dontwait)) {
+      return;
+    }
+    // version, request id, domain, address, identity, mechanism, credentials...
+    const bool wellFormed = request.size() >= 6 && request[0].to_string() == "1.0";
+    const bool curve = wellFormed && request[5].to_string() == "CURVE" && request.size() == 7;
+    const bool admitted = curve && allowed_.count(request[6].to_string()) != 0;
+    std::string keyText = "?";
+    if (curve && request[6].size() == 32) {
+      std::array<char, 41> z85{};
+      zmq_z85_encode(z85.data(), static_cast<const std::uint8_t*>(request[6].data()), 32);
+      keyText = z85.data();
+    }
+    if (!admitted) {
+      bump([](ZmqRelayStats& s) { ++s.keysRefused; });
+      log("hearth relay: refused CURVE key " + keyText +
+          (wellFormed ? " from " + request[3].to_string() : std::string()) +
+          ": not in the allowlist");
+    }
+    std::vector<zmq::message_t> reply;
+    reply.emplace_back(std::string("1.0"));
+    if (request.size() >= 2) {
+      reply.push_back(std::move(request[1]));
+    } else {
+      reply.emplace_back();
+    }
+    reply.emplace_back(std::string(admitted ? "200" : "400"));
+    reply.emplace_back(std::string(admitted ? "OK" : "key not in the allowlist"));
+    reply.emplace_back(admitted ? keyText : std::string());  // user id
+    reply.emplace_back();                                    // metadata
+    zmq::send_multipart(zap_, reply);
+  }
 
   void log(const std::string& line) {
     if (options_.log) {
@@ -385,6 +463,9 @@ class ZmqRelay::Impl {
   ZmqRelayOptions options_;
   zmq::context_t context_;
   zmq::socket_t socket_;
+  zmq::socket_t zap_;              // REP on inproc://zeromq.zap.01; only with an allowlist
+  std::set<std::string> allowed_;  // raw 32-byte public keys
+  std::string publicKey_;
   std::string endpoint_;
   std::atomic<bool> stopRequested_{false};
   std::thread thread_;
@@ -405,6 +486,9 @@ ZmqRelay::ZmqRelay(ZmqRelayOptions options) : impl_(std::make_unique<Impl>(std::
 ZmqRelay::~ZmqRelay() = default;
 std::string ZmqRelay::endpoint() const {
   return impl_->endpoint();
+}
+std::string ZmqRelay::publicKey() const {
+  return impl_->publicKey();
 }
 void ZmqRelay::run() {
   impl_->run();

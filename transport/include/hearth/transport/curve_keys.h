@@ -49,8 +49,7 @@ std::string curvePublicKeyOf(const std::string& secretKeyZ85);
 // overwrite=false: throws if `path` exists.
 void writeCurveSecretKeyFile(const std::string& path, const CurveKeyPair& pair, bool overwrite);
 // Writes `publicKey` to `path` with mode 0644 (atomically).
-void writeCurvePublicKeyFile(const std::string& path, const std::string& publicKey,
-                             bool overwrite);
+void writeCurvePublicKeyFile(const std::string& path, const std::string& publicKey, bool overwrite);
 
 // Reads a secret key file (checks permissions first) and derives its public key.
 CurveKeyPair readCurveSecretKeyFile(const std::string& path);

@@ -28,7 +28,19 @@
 // - abort() / the destructor: pending calls fail with MeshAborted; the node
 //   sends LEAVE (unless announceLeave is false) and closes its socket. The
 //   destructor joins the I/O thread (bounded by ~linger, 200 ms).
-// - Not yet: reconnect with backoff, direct links, CURVE (see the protocol doc).
+// - CURVE (docs/security.md): with relayPublicKey set, the DEALER is a CURVE
+//   client of the relay: traffic is encrypted and the relay is authenticated.
+//   The node's own keypair comes from curveSecretKeyFile, or is generated
+//   afresh per connection when that is empty (enough unless the relay has an
+//   allowlist). A relay whose key differs, or that refuses this node's key,
+//   never completes the handshake: connectZmqMesh throws MeshTimeout after
+//   joinTimeout, with a hint about keys in what().
+// - Plaintext policy: a relayEndpoint that is not loopback
+//   (isLoopbackEndpoint) without relayPublicKey throws MeshUsageError unless
+//   allowPlaintext is set. A malformed relayPublicKey or an unreadable,
+//   malformed or group/world-readable secret key file throws MeshUsageError
+//   naming the file.
+// - Not yet: reconnect with backoff, direct links (see the protocol doc).
 #pragma once
 
 #include <cstdint>
@@ -54,6 +66,13 @@ struct ZmqMeshOptions {
   // abort() tells the relay with LEAVE, so peers learn of it at once. false:
   // the node just goes silent, as after kill -9 (for tests of heartbeat loss).
   bool announceLeave = true;
+  // The relay's CURVE public key (Z85, 40 characters). Empty: plaintext.
+  std::string relayPublicKey;
+  // This node's CURVE secret key file (curve_keys.h). Empty: an ephemeral
+  // keypair. Ignored without relayPublicKey.
+  std::string curveSecretKeyFile;
+  // Permit plaintext to a relay that is not on loopback.
+  bool allowPlaintext = false;
 };
 
 // Joins the run at options.relayEndpoint; see the contract above.

@@ -24,6 +24,16 @@
 // - High-water marks are 0 (unbounded): the relay never drops a frame for
 //   lack of queue space; memory is the bound. ROUTER_MANDATORY is on, so a
 //   frame to a node whose connection is gone is an error, handled as loss.
+// - CURVE (docs/security.md): with curveSecretKeyFile the ROUTER is a CURVE
+//   server; every connection is encrypted and nodes must know the relay's
+//   public key. With allowKeysFile as well, a ZAP handler (served by the
+//   relay's thread on inproc://zeromq.zap.01) admits only the listed node
+//   public keys; others fail the handshake and never reach HELLO. The join
+//   token is checked as well in every mode.
+// - Plaintext policy: binding an endpoint that is not loopback
+//   (isLoopbackEndpoint) without curveSecretKeyFile throws
+//   std::runtime_error unless allowPlaintext is set. Key file errors throw
+//   CurveKeyError (a std::runtime_error) naming the file.
 #pragma once
 
 #include <chrono>
@@ -44,6 +54,13 @@ struct ZmqRelayOptions {
   // Largest accepted message (ZMQ_MAXMSGSIZE on the socket); a peer that
   // sends a bigger one is disconnected by libzmq.
   std::int64_t maxMessageBytes = std::int64_t{4} << 30;
+  // The relay's CURVE secret key file (curve_keys.h). Empty: no CURVE.
+  std::string curveSecretKeyFile;
+  // Node public keys admitted (one Z85 key per line, '#' comments). Needs
+  // curveSecretKeyFile. Empty: any node key (the join token still applies).
+  std::string allowKeysFile;
+  // Permit a plaintext bind on a non-loopback endpoint.
+  bool allowPlaintext = false;
   // Receives one line per event (join, reject, loss, malformed frame).
   // Empty: lines go to stderr.
   std::function<void(const std::string&)> log;
@@ -56,6 +73,8 @@ struct ZmqRelayStats {
   std::uint64_t malformed = 0;
   std::uint64_t lost = 0;
   std::uint64_t epoch = 0;
+  // CURVE handshakes refused by the allowlist.
+  std::uint64_t keysRefused = 0;
   bool worldComplete = false;
 };
 
@@ -69,6 +88,8 @@ class ZmqRelay {
 
   // The bound endpoint, e.g. "tcp://127.0.0.1:41234".
   std::string endpoint() const;
+  // The relay's CURVE public key (Z85), or "" without CURVE.
+  std::string publicKey() const;
   // Serves until requestStop(). Call at most once, and not with start().
   void run();
   void requestStop();
