@@ -281,6 +281,10 @@ TEST(ZmqRelay, RelayThatDisappearsFailsPendingCallsWithinTheBound) {
   auto pending = ranks[0]->irecv(1, 0);
   const auto start = Clock::now();
   relay.reset();
+  // Sends issued after the relay died must not block the node's I/O thread
+  // (which also runs the heartbeat clock).
+  std::vector<std::unique_ptr<MeshRequest>> sends;
+  for (int i = 0; i < 4; ++i) sends.push_back(ranks[0]->isend(1, 7, MeshBytes(8 << 20, 1)));
   try {
     pending->wait(kLong);
     FAIL() << "pending recv survived the relay";

@@ -373,6 +373,10 @@ class Core {
     auto nextPing = Clock::now() + options_.heartbeatInterval;
     bool sentLeave = false;
     std::deque<Outgoing> sending;
+    // DATA frames libzmq could not take yet (no live connection to the relay:
+    // a DEALER send would block). They are retried every loop, in order, so
+    // the heartbeat clock keeps running and a lost relay is still detected.
+    std::deque<std::array<zmq::message_t, 2>> stalled;
     for (;;) {
       bool welcomed;
       {
@@ -399,7 +403,7 @@ class Core {
       zmq::pollitem_t items[] = {{socket.handle(), 0, ZMQ_POLLIN, 0},
                                  {nullptr, eventFd_, ZMQ_POLLIN, 0}};
       try {
-        zmq::poll(items, 2, Millis(std::clamp<long>(waitMs, 0, 100)));
+        zmq::poll(items, 2, Millis(std::clamp<long>(waitMs, 0, stalled.empty() ? 100 : 5)));
       } catch (const zmq::error_t& e) {
         if (e.num() != EINTR) throw;
       }
@@ -428,12 +432,15 @@ class Core {
         }
       }
       for (auto& o : sending) {
-        std::array<zmq::message_t, 2> frames{
-            HeaderWriter(Type::kData).i32(o.dst).u64(o.tag).message(),
-            payloadMessage(std::move(o.bytes))};
-        zmq::send_multipart(socket, frames);
+        stalled.push_back(
+            std::array<zmq::message_t, 2>{HeaderWriter(Type::kData).i32(o.dst).u64(o.tag).message(),
+                                          payloadMessage(std::move(o.bytes))});
       }
       sending.clear();
+      while (!stalled.empty() &&
+             zmq::send_multipart(socket, stalled.front(), zmq::send_flags::dontwait)) {
+        stalled.pop_front();
+      }
       const auto after = Clock::now();
       if (after >= nextPing) {
         // Best effort: a PING that finds no connection is simply skipped.
@@ -444,6 +451,7 @@ class Core {
       }
       if (welcomed && after - lastFromRelay > options_.heartbeatTimeout) {
         relayLost();
+        stalled.clear();        // every peer is lost: nothing left to deliver to
         lastFromRelay = after;  // report once; the node stays up for self-sends
       }
     }
