@@ -14,6 +14,7 @@
 #include <tuple>
 #include <utility>
 
+#include "../common/mesh_core.h"
 #include "hearth/transport/inproc_mesh.h"
 
 namespace hearth {
@@ -24,20 +25,12 @@ using Key = std::tuple<int, int, MeshTag>;  // (from, to, tag)
 using Link = std::pair<int, int>;           // (from, to)
 using FlightKey = std::pair<Clock::time_point, std::uint64_t>;
 
-enum class Status { kPending, kDone, kFailed };
+using meshcore::describe;
+using meshcore::Status;
 
-struct RequestState {
-  bool isRecv = false;
-  int owner = 0;  // the rank that issued the request
-  int peer = 0;
-  MeshTag tag = 0;
-  Status status = Status::kPending;
-  std::exception_ptr error;
-  MeshBytes payload;
-  bool taken = false;
+struct RequestState : meshcore::RequestState {
   bool inFlight = false;  // a delayed send waiting in the flight queue
   FlightKey flightKey;
-  std::condition_variable cv;
 };
 
 struct InFlight {
@@ -52,12 +45,6 @@ struct Mutation {
   bool truncate;
   std::size_t keepBytes;
 };
-
-std::string describe(const RequestState& st) {
-  return "inproc mesh rank " + std::to_string(st.owner) + ": " +
-         (st.isRecv ? "recv from rank " : "send to rank ") + std::to_string(st.peer) + " tag " +
-         std::to_string(st.tag);
-}
 
 class Hub {
  public:
@@ -80,11 +67,7 @@ class Hub {
   int worldSize() const { return worldSize_; }
 
   void checkRank(int rank, const char* what) const {
-    if (rank < 0 || rank >= worldSize_) {
-      throw MeshUsageError(rank, std::string("inproc mesh: ") + what + ": rank " +
-                                     std::to_string(rank) + " is out of range [0, " +
-                                     std::to_string(worldSize_) + ")");
-    }
+    meshcore::checkRankInRange(rank, worldSize_, "inproc mesh", what);
   }
 
   std::uint64_t epoch() {
@@ -137,61 +120,26 @@ class Hub {
       return st;
     }
     const Key key{from, me, tag};
-    auto box = mailbox_.find(key);
-    if (box != mailbox_.end() && !box->second.empty()) {
-      st->payload = std::move(box->second.front());
-      box->second.pop_front();
-      st->status = Status::kDone;
-      return st;
-    }
+    if (mailbox_.takeQueuedLocked(key, *st)) return st;
     if (failIfDeadLocked(*st)) return st;
-    posted_[key].push_back(st);
+    mailbox_.postLocked(key, st);
     return st;
   }
 
-  bool test(const RequestState& st) {
-    std::lock_guard<std::mutex> lock(mu_);
-    return st.status != Status::kPending;
-  }
-
-  bool wait(RequestState& st, Millis timeout) {
-    std::unique_lock<std::mutex> lock(mu_);
-    auto finished = [&] { return st.status != Status::kPending; };
-    if (timeout == kMeshNoTimeout) {
-      st.cv.wait(lock, finished);
-    } else if (!st.cv.wait_for(lock, timeout, finished)) {
-      return false;
-    }
-    if (st.status == Status::kFailed) std::rethrow_exception(st.error);
-    return true;
-  }
+  // The mutex guarding every RequestState of this hub.
+  std::mutex& mutex() { return mu_; }
 
   bool cancel(RequestState& st) {
     std::lock_guard<std::mutex> lock(mu_);
     if (st.status != Status::kPending) return false;
     if (st.isRecv) {
-      auto it = posted_.find(Key{st.peer, st.owner, st.tag});
-      if (it != posted_.end()) {
-        auto& q = it->second;
-        q.erase(std::remove_if(q.begin(), q.end(), [&](const auto& p) { return p.get() == &st; }),
-                q.end());
-      }
+      mailbox_.unpostLocked(Key{st.peer, st.owner, st.tag}, st);
     } else if (st.inFlight) {
       if (flight_.erase(st.flightKey) > 0) --linkInFlight_[Link{st.owner, st.peer}];
     }
-    failLocked(st, std::make_exception_ptr(MeshCancelled(st.peer, describe(st) + ": cancelled")));
+    st.inFlight = false;
+    meshcore::failCancelledLocked(st);
     return true;
-  }
-
-  MeshBytes take(RequestState& st) {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (!st.isRecv || st.status != Status::kDone || st.taken) {
-      throw MeshUsageError(st.peer, describe(st) +
-                                        ": take() needs a successfully finished recv "
-                                        "whose message was not taken yet");
-    }
-    st.taken = true;
-    return std::move(st.payload);
   }
 
   void killRank(int rank, const std::string& reason) {
@@ -201,25 +149,16 @@ class Hub {
     ++epoch_;
     const std::string lost = ": peer lost (rank " + std::to_string(rank) + " " + reason + ")";
     const std::string aborted = ": aborted (" + reason + ")";
-    for (auto it = posted_.begin(); it != posted_.end();) {
-      const int from = std::get<0>(it->first);
-      const int to = std::get<1>(it->first);
-      if (to != rank && from != rank) {
-        ++it;
-        continue;
-      }
-      for (auto& st : it->second) {
-        if (to == rank) {
-          failLocked(*st, std::make_exception_ptr(MeshAborted(-1, describe(*st) + aborted)));
-        } else {
-          failLocked(*st, std::make_exception_ptr(MeshPeerLost(rank, describe(*st) + lost)));
-        }
-      }
-      it = posted_.erase(it);
-    }
-    for (auto it = mailbox_.begin(); it != mailbox_.end();) {
-      it = std::get<1>(it->first) == rank ? mailbox_.erase(it) : std::next(it);
-    }
+    mailbox_.failPostedLocked(
+        [&](const Key& key) { return std::get<0>(key) == rank || std::get<1>(key) == rank; },
+        [&](const Key& key, RequestState& st) {
+          if (std::get<1>(key) == rank) {
+            failLocked(st, std::make_exception_ptr(MeshAborted(-1, describe(st) + aborted)));
+          } else {
+            failLocked(st, std::make_exception_ptr(MeshPeerLost(rank, describe(st) + lost)));
+          }
+        });
+    mailbox_.dropQueuedLocked([&](const Key& key) { return std::get<1>(key) == rank; });
     for (auto it = flight_.begin(); it != flight_.end();) {
       InFlight& f = it->second;
       if (f.from != rank && f.to != rank) {
@@ -253,12 +192,7 @@ class Hub {
 
  private:
   static std::shared_ptr<RequestState> makeState(bool isRecv, int owner, int peer, MeshTag tag) {
-    auto st = std::make_shared<RequestState>();
-    st->isRecv = isRecv;
-    st->owner = owner;
-    st->peer = peer;
-    st->tag = tag;
-    return st;
+    return meshcore::makeRequest<RequestState>("inproc", isRecv, owner, peer, tag);
   }
 
   // Fails `st` at once if its owner or its peer is dead. Returns true if so.
@@ -277,10 +211,8 @@ class Hub {
   }
 
   static void failLocked(RequestState& st, std::exception_ptr error) {
-    st.status = Status::kFailed;
-    st.error = std::move(error);
     st.inFlight = false;
-    st.cv.notify_all();
+    meshcore::failLocked(st, std::move(error));
   }
 
   void applyMutationLocked(int from, int to, MeshBytes& bytes) {
@@ -296,17 +228,7 @@ class Hub {
   }
 
   void deliverLocked(int from, int to, MeshTag tag, MeshBytes bytes) {
-    const Key key{from, to, tag};
-    auto it = posted_.find(key);
-    if (it != posted_.end() && !it->second.empty()) {
-      auto st = std::move(it->second.front());
-      it->second.pop_front();
-      st->payload = std::move(bytes);
-      st->status = Status::kDone;
-      st->cv.notify_all();
-      return;
-    }
-    mailbox_[key].push_back(std::move(bytes));
+    mailbox_.deliverLocked(Key{from, to, tag}, std::move(bytes));
   }
 
   void deliverLoop() {
@@ -326,9 +248,8 @@ class Hub {
       --linkInFlight_[Link{f.from, f.to}];
       // killRank removed every message to or from a dead rank, so both are alive.
       deliverLocked(f.from, f.to, f.tag, std::move(f.bytes));
-      f.send->status = Status::kDone;
       f.send->inFlight = false;
-      f.send->cv.notify_all();
+      meshcore::finishLocked(*f.send);
     }
   }
 
@@ -336,8 +257,7 @@ class Hub {
   std::mutex mu_;
   std::vector<bool> alive_;
   std::uint64_t epoch_ = 0;
-  std::map<Key, std::deque<MeshBytes>> mailbox_;
-  std::map<Key, std::deque<std::shared_ptr<RequestState>>> posted_;
+  meshcore::MailboxCore<Key, RequestState> mailbox_;  // mailboxes and posted recvs
 
   Millis delay_;
   std::vector<double> bandwidth_;
@@ -352,25 +272,7 @@ class Hub {
   std::thread deliverer_;  // started on the first delayed message
 };
 
-class InprocRequest : public MeshRequest {
- public:
-  InprocRequest(std::shared_ptr<Hub> hub, std::shared_ptr<RequestState> st)
-      : hub_(std::move(hub)), st_(std::move(st)) {}
-  ~InprocRequest() override {
-    if (st_->isRecv) hub_->cancel(*st_);  // a send is detached: still delivered
-  }
-
-  bool test() override { return hub_->test(*st_); }
-  bool wait(Millis timeout) override { return hub_->wait(*st_, timeout); }
-  bool cancel() override { return hub_->cancel(*st_); }
-  MeshBytes take() override { return hub_->take(*st_); }
-  int peer() const override { return st_->peer; }
-  MeshTag tag() const override { return st_->tag; }
-
- private:
-  std::shared_ptr<Hub> hub_;
-  std::shared_ptr<RequestState> st_;
-};
+using InprocRequest = meshcore::MeshRequestImpl<Hub, RequestState>;
 
 class InprocMesh : public Mesh {
  public:

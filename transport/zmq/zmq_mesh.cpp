@@ -20,6 +20,7 @@
 #include <thread>
 #include <utility>
 
+#include "../common/mesh_core.h"
 #include "hearth/transport/curve_keys.h"
 #include "zmq_wire.h"
 
@@ -28,6 +29,10 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 using Key = std::pair<int, MeshTag>;  // (peer, tag)
+using meshcore::describe;
+using meshcore::failLocked;
+using meshcore::RequestState;
+using meshcore::Status;
 using zmqwire::HeaderReader;
 using zmqwire::HeaderWriter;
 using zmqwire::Type;
@@ -37,21 +42,8 @@ constexpr std::size_t kZeroCopyBytes = 4096;
 // How long a LEAVE may take to leave the socket on close.
 constexpr int kLeaveLingerMs = 200;
 
-enum class Status { kPending, kDone, kFailed };
 enum class JoinState { kJoining, kWelcomed, kJoined, kFailed };
 enum class Terminal { kNone, kAborted, kBroken };
-
-struct RequestState {
-  bool isRecv = false;
-  int owner = -1;
-  int peer = 0;
-  MeshTag tag = 0;
-  Status status = Status::kPending;
-  std::exception_ptr error;
-  MeshBytes payload;
-  bool taken = false;
-  std::condition_variable cv;
-};
 
 struct Outgoing {
   int dst;
@@ -59,12 +51,6 @@ struct Outgoing {
   MeshBytes bytes;
   std::shared_ptr<RequestState> st;
 };
-
-std::string describe(const RequestState& st) {
-  return "zmq mesh rank " + std::to_string(st.owner) + ": " +
-         (st.isRecv ? "recv from rank " : "send to rank ") + std::to_string(st.peer) + " tag " +
-         std::to_string(st.tag);
-}
 
 zmq::message_t payloadMessage(MeshBytes bytes) {
   if (bytes.size() < kZeroCopyBytes) return zmq::message_t(bytes.data(), bytes.size());
@@ -91,11 +77,7 @@ class Core {
   int worldSize() const { return worldSize_; }
 
   void checkRank(int peer, const char* what) const {
-    if (peer < 0 || peer >= worldSize_) {
-      throw MeshUsageError(peer, "zmq mesh rank " + std::to_string(rank_) + ": " + what +
-                                     ": rank " + std::to_string(peer) + " is out of range [0, " +
-                                     std::to_string(worldSize_) + ")");
-    }
+    meshcore::checkRankInRange(peer, worldSize_, "zmq mesh rank " + std::to_string(rank_), what);
   }
 
   std::uint64_t epoch() {
@@ -130,63 +112,27 @@ class Core {
       failLocked(*st, terminalErrorLocked(*st));
       return st;
     }
-    auto box = mailbox_.find(Key{peer, tag});
-    if (box != mailbox_.end() && !box->second.empty()) {
-      st->payload = std::move(box->second.front());
-      box->second.pop_front();
-      st->status = Status::kDone;
-      return st;
-    }
+    if (mailbox_.takeQueuedLocked(Key{peer, tag}, *st)) return st;
     if (failIfUnusableLocked(*st)) return st;
-    posted_[Key{peer, tag}].push_back(st);
+    mailbox_.postLocked(Key{peer, tag}, st);
     return st;
   }
 
-  bool test(const RequestState& st) {
-    std::lock_guard<std::mutex> lock(mu_);
-    return st.status != Status::kPending;
-  }
-
-  bool wait(RequestState& st, Millis timeout) {
-    std::unique_lock<std::mutex> lock(mu_);
-    auto finished = [&] { return st.status != Status::kPending; };
-    if (timeout == kMeshNoTimeout) {
-      st.cv.wait(lock, finished);
-    } else if (!st.cv.wait_for(lock, timeout, finished)) {
-      return false;
-    }
-    if (st.status == Status::kFailed) std::rethrow_exception(st.error);
-    return true;
-  }
+  // The mutex guarding every RequestState of this core.
+  std::mutex& mutex() { return mu_; }
 
   bool cancel(RequestState& st) {
     std::lock_guard<std::mutex> lock(mu_);
     if (st.status != Status::kPending) return false;
     if (st.isRecv) {
-      auto it = posted_.find(Key{st.peer, st.tag});
-      if (it != posted_.end()) {
-        auto& q = it->second;
-        q.erase(std::remove_if(q.begin(), q.end(), [&](const auto& p) { return p.get() == &st; }),
-                q.end());
-      }
+      mailbox_.unpostLocked(Key{st.peer, st.tag}, st);
     } else {
       outbox_.erase(std::remove_if(outbox_.begin(), outbox_.end(),
                                    [&](const Outgoing& o) { return o.st.get() == &st; }),
                     outbox_.end());
     }
-    failLocked(st, std::make_exception_ptr(MeshCancelled(st.peer, describe(st) + ": cancelled")));
+    meshcore::failCancelledLocked(st);
     return true;
-  }
-
-  MeshBytes take(RequestState& st) {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (!st.isRecv || st.status != Status::kDone || st.taken) {
-      throw MeshUsageError(st.peer, describe(st) +
-                                        ": take() needs a successfully finished recv "
-                                        "whose message was not taken yet");
-    }
-    st.taken = true;
-    return std::move(st.payload);
   }
 
   void abort(const std::string& reason) {
@@ -259,12 +205,7 @@ class Core {
 
  private:
   std::shared_ptr<RequestState> makeState(bool isRecv, int peer, MeshTag tag) {
-    auto st = std::make_shared<RequestState>();
-    st->isRecv = isRecv;
-    st->owner = rank_;
-    st->peer = peer;
-    st->tag = tag;
-    return st;
+    return meshcore::makeRequest("zmq", isRecv, rank_, peer, tag);
   }
 
   void wake() {
@@ -295,36 +236,14 @@ class Core {
     return false;
   }
 
-  static void failLocked(RequestState& st, std::exception_ptr error) {
-    st.status = Status::kFailed;
-    st.error = std::move(error);
-    st.cv.notify_all();
-  }
-
   void deliverLocked(int from, MeshTag tag, MeshBytes bytes) {
-    const Key key{from, tag};
-    auto it = posted_.find(key);
-    if (it != posted_.end() && !it->second.empty()) {
-      auto st = std::move(it->second.front());
-      it->second.pop_front();
-      st->payload = std::move(bytes);
-      st->status = Status::kDone;
-      st->cv.notify_all();
-      return;
-    }
-    mailbox_[key].push_back(std::move(bytes));
+    mailbox_.deliverLocked(Key{from, tag}, std::move(bytes));
   }
 
   // Fails every pending call involving `peer` (or every call when peer < 0).
   void failPendingLocked(int peer, const std::function<std::exception_ptr(RequestState&)>& why) {
-    for (auto it = posted_.begin(); it != posted_.end();) {
-      if (peer >= 0 && it->first.first != peer) {
-        ++it;
-        continue;
-      }
-      for (auto& st : it->second) failLocked(*st, why(*st));
-      it = posted_.erase(it);
-    }
+    mailbox_.failPostedLocked([&](const Key& key) { return peer < 0 || key.first == peer; },
+                              [&](const Key&, RequestState& st) { failLocked(st, why(st)); });
     for (auto it = outbox_.begin(); it != outbox_.end();) {
       if (peer >= 0 && it->dst != peer) {
         ++it;
@@ -425,10 +344,7 @@ class Core {
         std::lock_guard<std::mutex> lock(mu_);
         if (joinState_ == JoinState::kJoined) {
           sending.swap(outbox_);
-          for (auto& o : sending) {
-            o.st->status = Status::kDone;
-            o.st->cv.notify_all();
-          }
+          for (auto& o : sending) meshcore::finishLocked(*o.st);
         }
       }
       for (auto& o : sending) {
@@ -590,29 +506,11 @@ class Core {
   JoinState joinState_ = JoinState::kJoining;
   std::exception_ptr joinError_;
   std::condition_variable joinCv_;
-  std::map<Key, std::deque<MeshBytes>> mailbox_;
-  std::map<Key, std::deque<std::shared_ptr<RequestState>>> posted_;
+  meshcore::MailboxCore<Key> mailbox_;  // mailboxes and posted recvs
   std::deque<Outgoing> outbox_;
 };
 
-class ZmqRequest : public MeshRequest {
- public:
-  ZmqRequest(std::shared_ptr<Core> core, std::shared_ptr<RequestState> st)
-      : core_(std::move(core)), st_(std::move(st)) {}
-  ~ZmqRequest() override {
-    if (st_->isRecv) core_->cancel(*st_);  // a send is detached: still delivered
-  }
-  bool test() override { return core_->test(*st_); }
-  bool wait(Millis timeout) override { return core_->wait(*st_, timeout); }
-  bool cancel() override { return core_->cancel(*st_); }
-  MeshBytes take() override { return core_->take(*st_); }
-  int peer() const override { return st_->peer; }
-  MeshTag tag() const override { return st_->tag; }
-
- private:
-  std::shared_ptr<Core> core_;
-  std::shared_ptr<RequestState> st_;
-};
+using ZmqRequest = meshcore::MeshRequestImpl<Core>;
 
 class ZmqMesh : public Mesh {
  public:
