@@ -48,6 +48,7 @@ hearth::ConfigSchema charlmSchema() {
 
 Settings settingsFromConfig(const hearth::Config& config) {
   Settings s;
+  static_cast<hearth::examples::LoopSettings&>(s) = hearth::examples::readLoopSettings(config);
   s.model.nLayer = config.getInt("model.n_layer");
   s.model.nHead = config.getInt("model.n_head");
   s.model.nEmbd = config.getInt("model.n_embd");
@@ -58,23 +59,18 @@ Settings settingsFromConfig(const hearth::Config& config) {
                               ") must be divisible by model.n_head (" +
                               std::to_string(s.model.nHead) + ")");
   }
-  s.seed = static_cast<std::uint64_t>(config.getInt("seed"));
   s.data.path = config.getString("data.path");
   s.data.valFraction = config.getFloat("data.val_fraction");
   s.data.defaultChars = static_cast<std::size_t>(config.getInt("data.builtin_chars"));
   s.data.seed = s.seed;
   s.data.blockSize = s.model.blockSize;
-  s.microBatch = config.getInt("train_micro_batch_size_per_gpu");
-  s.accumulation = config.getInt("gradient_accumulation_steps");
   s.steps = config.getInt("train.steps");
-  s.logInterval = config.getInt("logging.log_interval");
   s.evalInterval = config.getInt("train.eval_interval");
   s.evalBatches = config.getInt("train.eval_batches");
   s.warmupSteps = config.getInt("train.warmup_steps");
   s.minLrRatio = config.getFloat("train.min_lr_ratio");
   s.sampleChars = config.getInt("train.sample_chars");
   s.sampleTemperature = config.getFloat("train.sample_temperature");
-  s.metricsFile = config.getString("logging.metrics_file");
   return s;
 }
 

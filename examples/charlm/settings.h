@@ -15,27 +15,23 @@
 
 #include "charlm/corpus.h"
 #include "charlm/gpt.h"
+#include "common/loop_settings.h"
 #include "hearth/runtime/config.h"
 
 namespace charlm {
 
 hearth::ConfigSchema charlmSchema();
 
-struct Settings {
+struct Settings : hearth::examples::LoopSettings {
   GptOptions model;  // vocabSize is filled in once the corpus is loaded
   CorpusOptions data;
-  std::uint64_t seed = 0;
-  std::int64_t microBatch = 0;
-  std::int64_t accumulation = 1;
   std::int64_t steps = 0;
-  std::int64_t logInterval = 0;
   std::int64_t evalInterval = 0;
   std::int64_t evalBatches = 0;
   std::int64_t warmupSteps = 0;
   double minLrRatio = 1.0;
   std::int64_t sampleChars = 0;
   double sampleTemperature = 1.0;
-  std::string metricsFile;
 };
 
 Settings settingsFromConfig(const hearth::Config& config);

@@ -27,18 +27,14 @@ hearth::ConfigSchema mnistSchema() {
 
 Settings settingsFromConfig(const hearth::Config& config) {
   Settings s;
+  static_cast<hearth::examples::LoopSettings&>(s) = hearth::examples::readLoopSettings(config);
   s.model.channels = config.getInt("model.channels");
   s.model.hidden = config.getInt("model.hidden");
-  s.seed = static_cast<std::uint64_t>(config.getInt("seed"));
   s.data.dir = config.getString("data.path");
   s.data.syntheticTrain = static_cast<std::size_t>(config.getInt("data.synthetic_train"));
   s.data.syntheticTest = static_cast<std::size_t>(config.getInt("data.synthetic_test"));
   s.data.seed = s.seed;
-  s.microBatch = config.getInt("train_micro_batch_size_per_gpu");
-  s.accumulation = config.getInt("gradient_accumulation_steps");
   s.epochs = config.getInt("train.epochs");
-  s.logInterval = config.getInt("logging.log_interval");
-  s.metricsFile = config.getString("logging.metrics_file");
   return s;
 }
 

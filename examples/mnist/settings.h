@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <string>
 
+#include "common/loop_settings.h"
 #include "hearth/runtime/config.h"
 #include "mnist/dataset.h"
 #include "mnist/net.h"
@@ -15,15 +16,10 @@ namespace mnist {
 
 hearth::ConfigSchema mnistSchema();
 
-struct Settings {
+struct Settings : hearth::examples::LoopSettings {
   NetOptions model;
   DataOptions data;
-  std::uint64_t seed = 0;
-  std::int64_t microBatch = 0;
-  std::int64_t accumulation = 1;
   std::int64_t epochs = 0;
-  std::int64_t logInterval = 0;
-  std::string metricsFile;
 };
 
 Settings settingsFromConfig(const hearth::Config& config);
