@@ -10,6 +10,7 @@ for n in 2 4; do
   "$BUILD_DIR/transport/hearth-relay" --run-id bench$n --world-size "$n" \
     --token-env HEARTH_JOIN_TOKEN >"$log" 2>&1 &
   relay=$!
+  trap 'kill $relay 2>/dev/null || true' EXIT
   for _ in $(seq 1 50); do grep -q "listening on" "$log" && break; sleep 0.1; done
   endpoint=$(sed -n 's/.*listening on tcp:\/\///p' "$log" | head -1)
   "$BUILD_DIR/runtime/launcher/hearthrun" --nproc-per-node "$n" --rdzv-backend hearth \
