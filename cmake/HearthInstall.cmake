@@ -7,7 +7,7 @@ target_link_libraries(hearth INTERFACE hearth_runtime hearth_transport)
 set_target_properties(hearth PROPERTIES EXPORT_NAME hearth)
 add_library(Hearth::hearth ALIAS hearth)
 
-install(TARGETS hearth hearth_runtime hearth_compress hearth_transport
+install(TARGETS hearth hearth_runtime hearth_shard hearth_compress hearth_transport
   EXPORT HearthTargets
   LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
   ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}

@@ -74,11 +74,53 @@ class Collectives {
   virtual std::vector<std::vector<std::uint8_t>> allgatherBytes(
       const std::vector<std::uint8_t>& mine, Millis timeout) = 0;
 
+  // Dense in-place reduce-scatter over consecutive ranges (ZeRO-2/3).
+  // `bounds` has worldSize()+1 non-decreasing offsets, bounds[0] == 0 and
+  // bounds.back() == count of elements in `data`; rank r owns
+  // [bounds[r], bounds[r+1]) (ranges may be empty). Every rank passes the same
+  // bounds. On return data[bounds[rank()], bounds[rank()+1]) holds the sum over
+  // all ranks of that range; the other elements of `data` are unspecified
+  // (implementations use them as scratch). Each rank sends about
+  // (W-1)/W x count floats (ring), never a full allreduce.
+  virtual void reduceScatterSum(float* data, const std::vector<std::size_t>& bounds,
+                                Millis timeout) {
+    unsupported("reduceScatterSum");
+  }
+
+  // Dense in-place allgather over the same kind of `bounds`: every rank
+  // contributes data[bounds[rank()], bounds[rank()+1]); on return every rank's
+  // `data` holds all ranges. Each rank receives (W-1)/W x count floats.
+  virtual void allgatherInPlace(float* data, const std::vector<std::size_t>& bounds,
+                                Millis timeout) {
+    unsupported("allgatherInPlace");
+  }
+
+  // Sparse reduce-scatter over a dense index space split by `bounds` (as
+  // above): every rank passes pairs (indices[i], values[i]) with strictly
+  // increasing indices < bounds.back(). On return `owned` (which must hold
+  // bounds[rank()+1] - bounds[rank()] floats) has ADDED to it, per owned
+  // element, the sum over all ranks (in rank order) of the values at that
+  // index. Each rank sends each owner only the pairs in the owner's range
+  // (index + value), so the volume per rank stays O(k) as W grows.
+  virtual void sparseReduceScatterAdd(const std::vector<std::uint32_t>& indices,
+                                      const std::vector<float>& values,
+                                      const std::vector<std::size_t>& bounds, float* owned,
+                                      Millis timeout) {
+    unsupported("sparseReduceScatterAdd");
+  }
+
   // Returns once every rank has entered the barrier.
   virtual void barrier(Millis timeout) = 0;
 
   // Makes pending and future calls on this rank fail with CollectiveAborted.
   virtual void abort() = 0;
+
+ protected:
+  // For backends that do not implement an optional collective.
+  [[noreturn]] void unsupported(const char* op) const {
+    throw CollectiveUsageError(op + std::string(" is not supported by the ") + backendName() +
+                               " backend");
+  }
 };
 
 }  // namespace hearth
