@@ -22,6 +22,7 @@
 
 #include "../common/mesh_core.h"
 #include "hearth/transport/curve_keys.h"
+#include "zmq_monitor.h"
 #include "zmq_wire.h"
 
 namespace hearth {
@@ -183,6 +184,13 @@ class Core {
         socket.set(zmq::sockopt::curve_publickey, nodeKeys_.publicKey);
         socket.set(zmq::sockopt::curve_secretkey, nodeKeys_.secretKey);
       }
+      // Handshake outcomes: a refused or mismatched CURVE key is reported
+      // here (libzmq would otherwise retry silently) and becomes MeshRejected.
+      zmqwire::SocketMonitor monitor(context, socket, "relay",
+                                     ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL |
+                                         ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                                         ZMQ_EVENT_HANDSHAKE_FAILED_AUTH |
+                                         ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_DISCONNECTED);
       socket.connect(options_.relayEndpoint);
       {
         std::vector<zmq::message_t> hello;
@@ -191,7 +199,7 @@ class Core {
         hello.emplace_back(options_.joinToken.data(), options_.joinToken.size());
         zmq::send_multipart(socket, hello);
       }
-      serve(socket);
+      serve(socket, monitor);
       socket.close();
     } catch (const std::exception& e) {
       std::lock_guard<std::mutex> lock(mu_);
@@ -287,7 +295,40 @@ class Core {
     stopRequested_ = true;
   }
 
-  void serve(zmq::socket_t& socket) {
+  // A handshake with the relay failed or succeeded. While joining, a failure
+  // ends the join with MeshRejected: retrying cannot fix a wrong key.
+  void relayHandshakeEvent(const zmqwire::MonitorEvent& event) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (event.event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) {
+      relayHandshakeOk_ = true;
+      return;
+    }
+    std::string why = zmqwire::handshakeFailure(event);
+    // Without CURVE an unexplained failure is a transport hiccup, not a verdict.
+    if (event.event == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL && options_.relayPublicKey.empty()) {
+      why.clear();
+    }
+    if (why.empty() && event.event == ZMQ_EVENT_DISCONNECTED && !relayHandshakeOk_ &&
+        !options_.relayPublicKey.empty() && ++relayDropsInHandshake_ >= 2) {
+      // A CURVE server that cannot open our HELLO (we hold the wrong server
+      // key) closes the connection without telling why.
+      why =
+          "the relay closed the connection during the CURVE handshake twice: the relay public "
+          "key is probably wrong";
+    }
+    if (why.empty() || joinState_ != JoinState::kJoining) return;
+    if (!options_.relayPublicKey.empty()) {
+      why +=
+          " (check the relay public key, HEARTH_RELAY_PUBLIC_KEY: " + options_.relayPublicKey + ")";
+    }
+    failJoinLocked(std::make_exception_ptr(MeshRejected(
+        -1,
+        "zmq mesh: the relay at " + options_.relayEndpoint + " refused the connection: " + why)));
+    if (terminal_ == Terminal::kNone) setTerminalLocked(Terminal::kAborted, "rejected: " + why);
+    stopRequested_ = true;
+  }
+
+  void serve(zmq::socket_t& socket, zmqwire::SocketMonitor& monitor) {
     auto lastFromRelay = Clock::now();
     auto nextPing = Clock::now() + options_.heartbeatInterval;
     bool sentLeave = false;
@@ -320,15 +361,20 @@ class Core {
       if (welcomed) deadline = std::min(deadline, lastFromRelay + options_.heartbeatTimeout);
       const auto waitMs = std::chrono::duration_cast<Millis>(deadline - now).count() + 1;
       zmq::pollitem_t items[] = {{socket.handle(), 0, ZMQ_POLLIN, 0},
-                                 {nullptr, eventFd_, ZMQ_POLLIN, 0}};
+                                 {nullptr, eventFd_, ZMQ_POLLIN, 0},
+                                 {monitor.socket().handle(), 0, ZMQ_POLLIN, 0}};
       try {
-        zmq::poll(items, 2, Millis(std::clamp<long>(waitMs, 0, stalled.empty() ? 100 : 5)));
+        zmq::poll(items, 3, Millis(std::clamp<long>(waitMs, 0, stalled.empty() ? 100 : 5)));
       } catch (const zmq::error_t& e) {
         if (e.num() != EINTR) throw;
       }
       if (items[1].revents & ZMQ_POLLIN) {
         std::uint64_t count;
         [[maybe_unused]] auto n = ::read(eventFd_, &count, sizeof(count));
+      }
+      if (items[2].revents & ZMQ_POLLIN) {
+        zmqwire::MonitorEvent event;
+        while (monitor.next(&event)) relayHandshakeEvent(event);
       }
       // Incoming: drain, but come back to the outbox and the clock regularly.
       for (int i = 0; i < 256; ++i) {
@@ -504,6 +550,8 @@ class Core {
   std::string terminalReason_;
   bool stopRequested_ = false;
   JoinState joinState_ = JoinState::kJoining;
+  bool relayHandshakeOk_ = false;
+  int relayDropsInHandshake_ = 0;
   std::exception_ptr joinError_;
   std::condition_variable joinCv_;
   meshcore::MailboxCore<Key> mailbox_;  // mailboxes and posted recvs

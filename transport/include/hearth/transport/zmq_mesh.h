@@ -32,9 +32,14 @@
 //   client of the relay: traffic is encrypted and the relay is authenticated.
 //   The node's own keypair comes from curveSecretKeyFile, or is generated
 //   afresh per connection when that is empty (enough unless the relay has an
-//   allowlist). A relay whose key differs, or that refuses this node's key,
-//   never completes the handshake: connectZmqMesh throws MeshTimeout after
-//   joinTimeout, with a hint about keys in what().
+//   allowlist). A failed handshake with the relay while joining ends the join
+//   at once with MeshRejected (peer -1) naming the reason: the relay's
+//   allowlist refused this node's key (ZAP status 400), the relay public key
+//   is wrong or the relay runs without CURVE, or one side is plaintext and
+//   the other CURVE (mechanism mismatch). It is detected with a socket
+//   monitor on the DEALER (ZMQ_EVENT_HANDSHAKE_FAILED_*), typically within
+//   tens of milliseconds, instead of libzmq retrying silently until
+//   joinTimeout.
 // - Plaintext policy: a relayEndpoint that is not loopback
 //   (isLoopbackEndpoint) without relayPublicKey throws MeshUsageError unless
 //   allowPlaintext is set. A malformed relayPublicKey or an unreadable,
