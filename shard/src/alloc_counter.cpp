@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <mutex>
+#include <new>
 #include <stdexcept>
 
 #include <c10/core/Allocator.h>
@@ -34,34 +35,47 @@ Counters& counters() {
   return *c;
 }
 
-// What the wrapped DataPtr carries as its context.
-struct Wrapped {
+// Each counted block is allocated kHeader bytes larger than asked for; the
+// header in front of the caller's bytes holds the previous allocator's DataPtr
+// and the requested size. The returned DataPtr has data == context (the
+// caller's bytes), so raw_allocate()/raw_deallocate() work, as ATen's oneDNN
+// and MKL paths require. kHeader keeps c10's 64-byte alignment.
+constexpr std::size_t kHeader = 64;
+
+struct Header {
   c10::DataPtr original;
   std::int64_t bytes;
 };
+static_assert(sizeof(Header) <= kHeader, "header must fit in front of the data");
 
-void countingDelete(void* ctx) {
-  auto* wrapped = static_cast<Wrapped*>(ctx);
+void countingDelete(void* data) {
+  if (data == nullptr) return;
+  auto* header = reinterpret_cast<Header*>(static_cast<char*>(data) - kHeader);
   Counters& c = counters();
-  c.live.fetch_sub(wrapped->bytes, std::memory_order_relaxed);
+  c.live.fetch_sub(header->bytes, std::memory_order_relaxed);
   c.frees.fetch_add(1, std::memory_order_relaxed);
-  delete wrapped;  // runs the original deleter
+  c10::DataPtr original = std::move(header->original);
+  header->~Header();
+  // `original` goes out of scope here: the previous allocator frees the block.
 }
 
 class CountingAllocator final : public c10::Allocator {
  public:
   c10::DataPtr allocate(size_t n) const override {
-    c10::DataPtr original = previous_->allocate(n);
-    void* data = original.get();
+    c10::DataPtr original = previous_->allocate(n + kHeader);
+    char* base = static_cast<char*>(original.get());
+    if (base == nullptr) throw std::bad_alloc();
     const c10::Device device = original.device();
-    auto* wrapped = new Wrapped{std::move(original), static_cast<std::int64_t>(n)};
+    const auto bytes = static_cast<std::int64_t>(n);
+    new (base) Header{std::move(original), bytes};
+    void* data = base + kHeader;
     Counters& c = counters();
     c.allocations.fetch_add(1, std::memory_order_relaxed);
-    const std::int64_t now =
-        c.live.fetch_add(wrapped->bytes, std::memory_order_relaxed) + wrapped->bytes;
-    c.raisePeak(now);
-    return c10::DataPtr(data, wrapped, &countingDelete, device);
+    c.raisePeak(c.live.fetch_add(bytes, std::memory_order_relaxed) + bytes);
+    return c10::DataPtr(data, data, &countingDelete, device);
   }
+
+  c10::DeleterFnPtr raw_deleter() const override { return &countingDelete; }
 
   void setPrevious(c10::Allocator* previous) { previous_ = previous; }
   c10::Allocator* previous() const { return previous_; }

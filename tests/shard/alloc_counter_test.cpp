@@ -93,6 +93,24 @@ TEST(AllocationCounter, CountsAutogradTemporaries) {
   EXPECT_GE(scope.liveBytesDelta(), 64 * 64 * 4);  // w.grad stays alive
 }
 
+TEST(AllocationCounter, RawAllocateWorksAndIsCounted) {
+  AllocationScope scope;
+  c10::Allocator* allocator = c10::GetCPUAllocator();
+  void* p = allocator->raw_allocate(1000);
+  ASSERT_NE(p, nullptr);
+  EXPECT_EQ(reinterpret_cast<std::uintptr_t>(p) % 64, 0u);
+  static_cast<char*>(p)[999] = 1;
+  EXPECT_EQ(scope.liveBytesDelta(), 1000);
+  allocator->raw_deallocate(p);
+  EXPECT_EQ(scope.allocations(), 1u);
+  EXPECT_EQ(scope.frees(), 1u);
+  EXPECT_EQ(scope.liveBytesDelta(), 0);
+  // gelu's backward and forward go through raw_allocate on some builds.
+  at::Tensor x = at::randn({32, 32}).set_requires_grad(true);
+  at::gelu(x).sum().backward();
+  EXPECT_TRUE(x.grad().defined());
+}
+
 TEST(AllocationCounter, UninstallRestoresAndStillCountsLateFrees) {
   AllocationCounter& counter = AllocationCounter::instance();
   counter.install();

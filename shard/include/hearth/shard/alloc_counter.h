@@ -9,12 +9,14 @@
 // What is counted: every storage the CPU allocator hands out while installed,
 // i.e. every CPU tensor allocation through ATen (at::empty and everything built
 // on it: operator outputs, autograd temporaries and saved activations,
-// gradients, optimizer state, resize_ growth), including zero-byte ones.
+// gradients, optimizer state, resize_ growth), including zero-byte ones, and
+// raw_allocate() blocks (some kernels, e.g. the oneDNN-backed gelu, take
+// their scratch space from the CPU allocator that way).
 // A storage allocated while installed is counted as freed when it is released,
 // even if that happens after uninstall().
 // What is not counted: memory that does not go through c10's CPU allocator —
-// plain malloc/new (std::vector, at::from_blob over caller memory, MKL/oneDNN
-// scratch buffers, BLAS workspaces, the allocator's own bookkeeping), pinned or
+// plain malloc/new (std::vector, at::from_blob over caller memory, scratch
+// buffers that BLAS/MKL/oneDNN allocate themselves, the allocator's own bookkeeping), pinned or
 // CUDA memory, storages allocated before install() (their frees are not
 // counted either), and allocator-internal padding (bytes are the requested
 // sizes). The figures are exact for what they count, not the process RSS.
@@ -27,9 +29,9 @@
 // installed on top). The allocator object is never destroyed, so storages that
 // outlive uninstall() or static destruction stay safe to free.
 //
-// Note: the wrapped DataPtrs do not satisfy raw_allocate()'s data == context
-// assumption (raw_deleter() is null while installed), like every
-// context-carrying allocator; ATen's tensor paths do not use raw_allocate.
+// Each counted block carries a 64-byte header in front of the caller's bytes
+// (not counted), so that the DataPtr keeps data == context and raw_allocate()
+// keeps working (oneDNN/MKL kernels use it).
 #pragma once
 
 #include <cstdint>
