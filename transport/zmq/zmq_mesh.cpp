@@ -1,7 +1,12 @@
-// ZeroMQ Mesh backend, relayed path. One Core per rank holds the matching
-// state (mailboxes, posted recvs, the outbox) under one mutex; one I/O thread
-// owns the context and the DEALER socket, drains the outbox when the eventfd
-// is signalled, delivers incoming DATA, heartbeats, and watches the relay.
+// ZeroMQ Mesh backend: relayed path plus direct links. One Core per rank
+// holds the matching state (mailboxes, posted recvs, the outbox, per-peer
+// receive sequencing) under one mutex; one I/O thread owns the context and
+// every socket (the DEALER to the relay, the optional direct-link ROUTER
+// listener, one DEALER per dialed direct link, socket monitors, the listener's
+// ZAP handler), drains the outbox when the eventfd is signalled, routes each
+// frame over the direct link to its peer when that is up or through the
+// relay otherwise, delivers incoming DATA in per-sender sequence order,
+// heartbeats, and watches the relay and the links.
 #include "hearth/transport/zmq_mesh.h"
 
 #include <sys/eventfd.h>
@@ -15,8 +20,10 @@
 #include <deque>
 #include <exception>
 #include <functional>
+#include <iostream>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <utility>
 
@@ -42,8 +49,14 @@ using zmqwire::Type;
 constexpr std::size_t kZeroCopyBytes = 4096;
 // How long a LEAVE may take to leave the socket on close.
 constexpr int kLeaveLingerMs = 200;
+// Frames from one sender that may wait for an earlier sequence number.
+constexpr std::size_t kMaxEarlyFrames = std::size_t{1} << 16;
+// DIRECT_HELLOs held until the directory is known.
+constexpr std::size_t kMaxHeldHellos = 256;
+constexpr char kDirectZapDomain[] = "hearth-direct";
 
-enum class JoinState { kJoining, kWelcomed, kJoined, kFailed };
+// kLinking: MEMBERSHIP arrived, direct links are being set up.
+enum class JoinState { kJoining, kWelcomed, kLinking, kJoined, kFailed };
 enum class Terminal { kNone, kAborted, kBroken };
 
 struct Outgoing {
@@ -51,6 +64,15 @@ struct Outgoing {
   MeshTag tag;
   MeshBytes bytes;
   std::shared_ptr<RequestState> st;
+};
+
+// A sequenced frame on its way out; the header is built per path at send time.
+struct WireFrame {
+  int dst;
+  MeshTag tag;
+  std::uint64_t seq;  // DATA: its sequence number; FENCE: the next one
+  bool fence;
+  zmq::message_t payload;
 };
 
 zmq::message_t payloadMessage(MeshBytes bytes) {
@@ -63,6 +85,50 @@ zmq::message_t payloadMessage(MeshBytes bytes) {
   owned.release();  // libzmq owns it now and frees it through the callback above
   return msg;
 }
+
+// Who opens the direct link of a pair.
+enum class LinkRole { kNone, kDial, kAccept };
+// kConnecting: not resolved yet (dialing, or waiting for the dialer); kIdle:
+// resolved without a link (relayed; an acceptor still takes a late dialer);
+// kDown: failed or closed, relayed for good.
+enum class LinkState { kIdle, kConnecting, kUp, kDown };
+
+struct Link {
+  LinkRole role = LinkRole::kNone;
+  LinkState state = LinkState::kIdle;
+  std::unique_ptr<zmq::socket_t> socket;            // dialer: our DEALER
+  std::unique_ptr<zmqwire::SocketMonitor> monitor;  // dialer: its events
+  std::string identity;                             // acceptor: the dialer's identity
+  int fd = -1;                                      // acceptor: the connection's fd
+  Clock::time_point deadline, lastHeard, nextPing;
+  std::deque<WireFrame> stalled;  // dialer: frames libzmq did not take yet, in order
+};
+
+// Everything only the I/O thread touches. Declared after the context in
+// ioLoop, so its sockets are closed before the context terminates.
+struct Io {
+  explicit Io(zmq::context_t& c) : context(c), relay(c, zmq::socket_type::dealer) {}
+  zmq::context_t& context;
+  zmq::socket_t relay;
+  zmqwire::SocketMonitor relayMonitor;
+  std::unique_ptr<zmq::socket_t> listener;  // ROUTER for direct links (optional)
+  std::unique_ptr<zmqwire::SocketMonitor> listenerMonitor;
+  std::unique_ptr<zmq::socket_t> zap;  // the listener's ZAP handler (CURVE only)
+  std::vector<Link> links;             // per peer rank
+  std::map<std::string, int> byIdentity;
+  std::vector<std::uint64_t> sendSeq;  // next DATA sequence number per destination
+  std::deque<WireFrame> relayStalled;  // frames for the relay libzmq did not take yet
+  std::vector<std::vector<zmq::message_t>> heldHellos;
+  bool linksSetUp = false;
+};
+
+// Per sender: the next sequence number to deliver and frames that came early.
+struct Inbound {
+  std::uint64_t next = 0;
+  std::uint64_t fence = 0;  // the sender said it sent every frame below this
+  std::map<std::uint64_t, std::pair<MeshTag, MeshBytes>> early;
+  std::optional<Clock::time_point> gapSince;
+};
 
 class Core {
  public:
@@ -88,6 +154,23 @@ class Core {
   bool isAlive(int peer) {
     std::lock_guard<std::mutex> lock(mu_);
     return alive_[peer];
+  }
+  std::string pathTo(int peer) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (peer == rank_) return "self";
+    return directUp_[peer] ? "direct" : "relay";
+  }
+
+  // ---- test hooks (zmq_mesh.h, namespace zmqtesting) ----
+
+  void breakDirectLinks() {
+    std::lock_guard<std::mutex> lock(mu_);
+    breakLinks_ = true;
+    wake();
+  }
+  void skipSequence(int peer) {
+    std::lock_guard<std::mutex> lock(mu_);
+    ++skipSeq_[peer];
   }
 
   // ---- caller side ----
@@ -152,19 +235,16 @@ class Core {
     });
     if (joinState_ == JoinState::kJoined) return;
     if (!done) {
-      throw MeshTimeout(
-          -1,
-          "zmq mesh: joining run '" + options_.runId + "' at " + options_.relayEndpoint +
-              ": timed out after " + std::to_string(options_.joinTimeout.count()) + " ms (" +
-              (joinState_ == JoinState::kWelcomed ? "admitted as rank " + std::to_string(rank_) +
-                                                        ", waiting for the world to complete"
-                                                  : std::string("no answer from the relay")) +
-              ")" +
-              (options_.relayPublicKey.empty()
-                   ? std::string()
-                   : std::string("; with CURVE this also means the handshake failed: check that "
-                                 "the relay public key is right and that the relay's allowlist "
-                                 "holds this node's key")));
+      std::string stage = "no answer from the relay";
+      if (joinState_ == JoinState::kWelcomed) {
+        stage = "admitted as rank " + std::to_string(rank_) + ", waiting for the world to complete";
+      } else if (joinState_ == JoinState::kLinking) {
+        stage = "setting up direct links";
+      }
+      throw MeshTimeout(-1, "zmq mesh: joining run '" + options_.runId + "' at " +
+                                options_.relayEndpoint + ": timed out after " +
+                                std::to_string(options_.joinTimeout.count()) + " ms (" + stage +
+                                ")");
     }
     std::rethrow_exception(joinError_);
   }
@@ -174,33 +254,8 @@ class Core {
   void ioLoop() {
     try {
       zmq::context_t context(1);
-      zmq::socket_t socket(context, zmq::socket_type::dealer);
-      socket.set(zmq::sockopt::sndhwm, 0);
-      socket.set(zmq::sockopt::rcvhwm, 0);
-      socket.set(zmq::sockopt::linger, 0);
-      socket.set(zmq::sockopt::maxmsgsize, options_.maxMessageBytes);
-      if (!options_.relayPublicKey.empty()) {
-        socket.set(zmq::sockopt::curve_serverkey, options_.relayPublicKey);
-        socket.set(zmq::sockopt::curve_publickey, nodeKeys_.publicKey);
-        socket.set(zmq::sockopt::curve_secretkey, nodeKeys_.secretKey);
-      }
-      // Handshake outcomes: a refused or mismatched CURVE key is reported
-      // here (libzmq would otherwise retry silently) and becomes MeshRejected.
-      zmqwire::SocketMonitor monitor(context, socket, "relay",
-                                     ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL |
-                                         ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
-                                         ZMQ_EVENT_HANDSHAKE_FAILED_AUTH |
-                                         ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_DISCONNECTED);
-      socket.connect(options_.relayEndpoint);
-      {
-        std::vector<zmq::message_t> hello;
-        hello.push_back(HeaderWriter(Type::kHello).i32(options_.requestedRank).message());
-        hello.emplace_back(options_.runId.data(), options_.runId.size());
-        hello.emplace_back(options_.joinToken.data(), options_.joinToken.size());
-        zmq::send_multipart(socket, hello);
-      }
-      serve(socket, monitor);
-      socket.close();
+      Io io(context);
+      if (setUp(io)) serve(io);
     } catch (const std::exception& e) {
       std::lock_guard<std::mutex> lock(mu_);
       failJoinLocked(std::make_exception_ptr(
@@ -212,6 +267,101 @@ class Core {
   }
 
  private:
+  bool curve() const { return !options_.relayPublicKey.empty(); }
+
+  void log(const std::string& line) {
+    const std::string full = "hearth zmq mesh rank " + std::to_string(rank_) + ": " + line;
+    if (options_.log) {
+      options_.log(full);
+    } else {
+      std::cerr << full << std::endl;
+    }
+  }
+
+  void setSocketDefaults(zmq::socket_t& socket) {
+    socket.set(zmq::sockopt::sndhwm, 0);
+    socket.set(zmq::sockopt::rcvhwm, 0);
+    socket.set(zmq::sockopt::linger, 0);
+    socket.set(zmq::sockopt::maxmsgsize, options_.maxMessageBytes);
+  }
+
+  // Creates the sockets and sends HELLO. False (join failed) when the
+  // listener cannot be set up.
+  bool setUp(Io& io) {
+    setSocketDefaults(io.relay);
+    if (curve()) {
+      io.relay.set(zmq::sockopt::curve_serverkey, options_.relayPublicKey);
+      io.relay.set(zmq::sockopt::curve_publickey, nodeKeys_.publicKey);
+      io.relay.set(zmq::sockopt::curve_secretkey, nodeKeys_.secretKey);
+    }
+    // Handshake outcomes: a refused or mismatched CURVE key is reported
+    // here (libzmq would otherwise retry silently) and becomes MeshRejected.
+    io.relayMonitor = zmqwire::SocketMonitor(
+        io.context, io.relay, "relay",
+        ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+            ZMQ_EVENT_HANDSHAKE_FAILED_AUTH | ZMQ_EVENT_HANDSHAKE_SUCCEEDED |
+            ZMQ_EVENT_DISCONNECTED);
+    std::string advertised;
+    if (!options_.listenEndpoint.empty()) {
+      std::string why;
+      if (!setUpListener(io, &advertised, &why)) {
+        std::lock_guard<std::mutex> lock(mu_);
+        failJoinLocked(std::make_exception_ptr(MeshUsageError(-1, "zmq mesh: " + why)));
+        if (terminal_ == Terminal::kNone) setTerminalLocked(Terminal::kAborted, why);
+        return false;
+      }
+    }
+    io.relay.connect(options_.relayEndpoint);
+    const std::string key = curve() ? zmqwire::keyOfZ85(nodeKeys_.publicKey) : std::string();
+    std::vector<zmq::message_t> hello;
+    hello.push_back(HeaderWriter(Type::kHello).i32(options_.requestedRank).message());
+    hello.emplace_back(options_.runId.data(), options_.runId.size());
+    hello.emplace_back(options_.joinToken.data(), options_.joinToken.size());
+    hello.emplace_back(advertised.data(), advertised.size());
+    hello.emplace_back(key.data(), key.size());
+    zmq::send_multipart(io.relay, hello);
+    return true;
+  }
+
+  // Binds the direct-link ROUTER (a CURVE server with this node's keypair
+  // when CURVE is on, with a ZAP handler that records each client's key) and
+  // resolves the endpoint to advertise.
+  bool setUpListener(Io& io, std::string* advertised, std::string* why) {
+    if (curve()) {
+      // Bound before the listener: libzmq asks it about every CURVE handshake.
+      io.zap = std::make_unique<zmq::socket_t>(io.context, zmq::socket_type::rep);
+      io.zap->set(zmq::sockopt::linger, 0);
+      io.zap->bind("inproc://zeromq.zap.01");
+    }
+    io.listener = std::make_unique<zmq::socket_t>(io.context, zmq::socket_type::router);
+    auto& l = *io.listener;
+    setSocketDefaults(l);
+    l.set(zmq::sockopt::router_mandatory, 1);
+    l.set(zmq::sockopt::heartbeat_ivl, static_cast<int>(options_.heartbeatInterval.count()));
+    l.set(zmq::sockopt::heartbeat_timeout, static_cast<int>(options_.heartbeatTimeout.count()));
+    if (curve()) {
+      l.set(zmq::sockopt::curve_server, 1);
+      l.set(zmq::sockopt::curve_secretkey, nodeKeys_.secretKey);
+      l.set(zmq::sockopt::zap_domain, kDirectZapDomain);
+    }
+    io.listenerMonitor =
+        std::make_unique<zmqwire::SocketMonitor>(io.context, l, "listener", ZMQ_EVENT_DISCONNECTED);
+    try {
+      l.bind(options_.listenEndpoint);
+    } catch (const zmq::error_t& e) {
+      *why = "cannot listen for direct links on " + options_.listenEndpoint + ": " + e.what();
+      return false;
+    }
+    *advertised = options_.advertiseEndpoint.empty() ? l.get(zmq::sockopt::last_endpoint)
+                                                     : options_.advertiseEndpoint;
+    if (!zmqwire::isDialableEndpoint(*advertised)) {
+      *why = "the endpoint to advertise for direct links, '" + *advertised +
+             "', is not a dialable tcp://HOST:PORT (set advertiseEndpoint / HEARTH_ADVERTISE)";
+      return false;
+    }
+    return true;
+  }
+
   std::shared_ptr<RequestState> makeState(bool isRecv, int peer, MeshTag tag) {
     return meshcore::makeRequest("zmq", isRecv, rank_, peer, tag);
   }
@@ -248,6 +398,75 @@ class Core {
     mailbox_.deliverLocked(Key{from, tag}, std::move(bytes));
   }
 
+  // True while frames below a known sequence number are missing from `in`.
+  static bool hasGap(const Inbound& in) { return !in.early.empty() || in.fence > in.next; }
+
+  // Delivers DATA `seq` from `src` in sequence order: early frames wait (at
+  // most kMaxEarlyFrames) for the missing ones; see checkGapsLocked.
+  void deliverOrderedLocked(int src, MeshTag tag, std::uint64_t seq, MeshBytes bytes) {
+    if (terminal_ != Terminal::kNone || !alive_[src]) return;
+    Inbound& in = inbound_[src];
+    if (seq < in.next || in.early.count(seq) != 0) {
+      peerBrokenLocked(src, "frame " + std::to_string(seq) + " from rank " + std::to_string(src) +
+                                " arrived twice");
+      return;
+    }
+    if (seq > in.next) {
+      if (in.early.size() >= kMaxEarlyFrames) {
+        peerBrokenLocked(src, "more than " + std::to_string(kMaxEarlyFrames) +
+                                  " frames from rank " + std::to_string(src) + " wait for frame " +
+                                  std::to_string(in.next));
+        return;
+      }
+      if (!in.gapSince) in.gapSince = Clock::now();
+      in.early.emplace(seq, std::make_pair(tag, std::move(bytes)));
+      return;
+    }
+    deliverLocked(src, tag, std::move(bytes));
+    ++in.next;
+    while (!in.early.empty() && in.early.begin()->first == in.next) {
+      auto& [earlyTag, earlyBytes] = in.early.begin()->second;
+      deliverLocked(src, earlyTag, std::move(earlyBytes));
+      in.early.erase(in.early.begin());
+      ++in.next;
+    }
+    if (hasGap(in)) {
+      in.gapSince = Clock::now();  // progress: the wait for the rest starts again
+    } else {
+      in.gapSince.reset();
+    }
+  }
+
+  void fenceLocked(int src, std::uint64_t next) {
+    if (!alive_[src]) return;
+    Inbound& in = inbound_[src];
+    in.fence = std::max(in.fence, next);
+    if (hasGap(in) && !in.gapSince) in.gapSince = Clock::now();
+  }
+
+  // A gap that stays open for heartbeatTimeout means frames were lost with a
+  // failed direct link: the stream from that peer cannot continue in order.
+  void checkGapsLocked() {
+    const auto now = Clock::now();
+    for (int p = 0; p < worldSize_; ++p) {
+      Inbound& in = inbound_[p];
+      if (!alive_[p] || !in.gapSince || now - *in.gapSince <= options_.heartbeatTimeout) continue;
+      const std::uint64_t upTo = in.early.empty() ? in.fence : in.early.begin()->first;
+      peerBrokenLocked(p, "frames " + std::to_string(in.next) + ".." + std::to_string(upTo - 1) +
+                              " from rank " + std::to_string(p) + " never arrived within " +
+                              std::to_string(options_.heartbeatTimeout.count()) +
+                              " ms (lost with a failed direct link)");
+    }
+  }
+
+  // The ordered stream from `peer` cannot go on: it is lost for this rank.
+  void peerBrokenLocked(int peer, const std::string& reason) {
+    if (!alive_[peer]) return;
+    log(reason);
+    peerLostLocked(peer, reason);
+    ++epoch_;
+  }
+
   // Fails every pending call involving `peer` (or every call when peer < 0).
   void failPendingLocked(int peer, const std::function<std::exception_ptr(RequestState&)>& why) {
     mailbox_.failPostedLocked([&](const Key& key) { return peer < 0 || key.first == peer; },
@@ -272,6 +491,8 @@ class Core {
     if (!alive_[peer] || peer == rank_) return;
     alive_[peer] = false;
     lostReason_[peer] = reason;
+    inbound_[peer].early.clear();
+    inbound_[peer].gapSince.reset();
     failPendingLocked(peer, [&](RequestState& st) {
       return std::make_exception_ptr(MeshPeerLost(
           peer, describe(st) + ": peer lost (rank " + std::to_string(peer) + ": " + reason + ")"));
@@ -305,11 +526,9 @@ class Core {
     }
     std::string why = zmqwire::handshakeFailure(event);
     // Without CURVE an unexplained failure is a transport hiccup, not a verdict.
-    if (event.event == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL && options_.relayPublicKey.empty()) {
-      why.clear();
-    }
-    if (why.empty() && event.event == ZMQ_EVENT_DISCONNECTED && !relayHandshakeOk_ &&
-        !options_.relayPublicKey.empty() && ++relayDropsInHandshake_ >= 2) {
+    if (event.event == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL && !curve()) why.clear();
+    if (why.empty() && event.event == ZMQ_EVENT_DISCONNECTED && !relayHandshakeOk_ && curve() &&
+        ++relayDropsInHandshake_ >= 2) {
       // A CURVE server that cannot open our HELLO (we hold the wrong server
       // key) closes the connection without telling why.
       why =
@@ -317,7 +536,7 @@ class Core {
           "key is probably wrong";
     }
     if (why.empty() || joinState_ != JoinState::kJoining) return;
-    if (!options_.relayPublicKey.empty()) {
+    if (curve()) {
       why +=
           " (check the relay public key, HEARTH_RELAY_PUBLIC_KEY: " + options_.relayPublicKey + ")";
     }
@@ -328,17 +547,464 @@ class Core {
     stopRequested_ = true;
   }
 
-  void serve(zmq::socket_t& socket, zmqwire::SocketMonitor& monitor) {
+  // ---- sending ----
+
+  zmq::message_t dataHeader(const WireFrame& f, int peerField) {
+    if (f.fence) return HeaderWriter(Type::kFence).i32(peerField).u64(f.seq).message();
+    return HeaderWriter(Type::kData).i32(peerField).u64(f.tag).u64(f.seq).message();
+  }
+
+  // Sends f through the relay now if libzmq takes it. False: try again later.
+  bool sendViaRelay(Io& io, WireFrame& f) {
+    std::array<zmq::message_t, 2> parts{dataHeader(f, f.dst), zmq::message_t()};
+    if (f.fence) {
+      return zmq::send_multipart(io.relay, std::array<zmq::message_t, 1>{std::move(parts[0])},
+                                 zmq::send_flags::dontwait)
+          .has_value();
+    }
+    std::array<zmq::message_t*, 2> ptrs{&parts[0], &f.payload};
+    return sendParts(io.relay, ptrs.data(), 2);
+  }
+
+  // Sends parts as one multipart message without waiting; on EAGAIN nothing
+  // was sent and the parts are intact. Throws zmq::error_t otherwise.
+  static bool sendParts(zmq::socket_t& socket, zmq::message_t** parts, std::size_t n) {
+    for (std::size_t i = 0; i < n; ++i) {
+      const auto flags = i + 1 < n ? zmq::send_flags::sndmore | zmq::send_flags::dontwait
+                                   : zmq::send_flags::dontwait;
+      if (!socket.send(*parts[i], flags)) return false;  // only the first part can fail
+    }
+    return true;
+  }
+
+  // Routes one outgoing frame: over the direct link to its peer when that is
+  // up, else through the relay. Keeps the per-path order.
+  void route(Io& io, WireFrame f) {
+    Link& link = io.links[f.dst];
+    if (link.state == LinkState::kUp && !f.fence) {
+      if (link.role == LinkRole::kDial) {
+        link.stalled.push_back(std::move(f));
+        flushDialer(link);
+        return;
+      }
+      zmq::message_t id(link.identity.data(), link.identity.size());
+      zmq::message_t header = dataHeader(f, rank_);
+      std::array<zmq::message_t*, 3> parts{&id, &header, &f.payload};
+      try {
+        if (sendParts(*io.listener, parts.data(), 3)) return;
+      } catch (const zmq::error_t& e) {
+        if (e.num() != EHOSTUNREACH) throw;
+        linkDown(io, f.dst, "the connection is gone");
+      }
+    }
+    io.relayStalled.push_back(std::move(f));
+  }
+
+  void flushDialer(Link& link) {
+    while (!link.stalled.empty()) {
+      WireFrame& f = link.stalled.front();
+      zmq::message_t header = dataHeader(f, rank_);
+      std::array<zmq::message_t*, 2> parts{&header, &f.payload};
+      if (!sendParts(*link.socket, parts.data(), 2)) return;
+      link.stalled.pop_front();
+    }
+  }
+
+  void flushRelay(Io& io) {
+    while (!io.relayStalled.empty() && sendViaRelay(io, io.relayStalled.front())) {
+      io.relayStalled.pop_front();
+    }
+  }
+
+  // ---- direct links ----
+
+  void setDirectUp(int peer, bool up) {
+    std::lock_guard<std::mutex> lock(mu_);
+    directUp_[peer] = up;
+  }
+
+  // Marks the link to `peer` down for good: frames not yet taken by libzmq go
+  // through the relay, followed by a FENCE so that the peer can tell frames
+  // lost with the link from frames still on their way.
+  void linkDown(Io& io, int peer, const std::string& why) {
+    Link& link = io.links[peer];
+    const bool wasUp = link.state == LinkState::kUp;
+    if (link.state == LinkState::kDown) return;
+    if (wasUp || link.state == LinkState::kConnecting) {
+      log(std::string(wasUp ? "direct link to rank " : "direct link attempt to rank ") +
+          std::to_string(peer) + (wasUp ? " down: " : " failed: ") + why +
+          "; its traffic goes through the relay");
+    }
+    link.state = LinkState::kDown;
+    for (auto& f : link.stalled) io.relayStalled.push_back(std::move(f));
+    link.stalled.clear();
+    if (wasUp) {
+      io.relayStalled.push_back(WireFrame{peer, 0, io.sendSeq[peer], true, zmq::message_t()});
+      setDirectUp(peer, false);
+    }
+    link.monitor.reset();
+    link.socket.reset();
+    if (!link.identity.empty()) io.byIdentity.erase(link.identity);
+    link.identity.clear();
+    link.fd = -1;
+  }
+
+  void linkUp(Io& io, int peer, const std::string& how) {
+    Link& link = io.links[peer];
+    link.state = LinkState::kUp;
+    link.lastHeard = Clock::now();
+    link.nextPing = link.lastHeard;
+    setDirectUp(peer, true);
+    log("direct link to rank " + std::to_string(peer) + " up (" + how + ")");
+  }
+
+  // After MEMBERSHIP: decides each pair's path. If both ends passed the
+  // probe, the lower rank dials; if one did, the other dials it.
+  void setUpLinks(Io& io) {
+    io.linksSetUp = true;
+    const auto now = Clock::now();
+    const bool meReachable = !directory_[rank_].endpoint.empty();
+    for (int p = 0; p < worldSize_; ++p) {
+      Link& link = io.links[p];
+      if (p == rank_) continue;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        if (!alive_[p]) continue;
+      }
+      const auto& entry = directory_[p];
+      const bool theyReachable = !entry.endpoint.empty();
+      if (curve() && entry.key.empty()) continue;
+      if (meReachable && theyReachable) {
+        link.role = rank_ < p ? LinkRole::kDial : LinkRole::kAccept;
+      } else if (theyReachable) {
+        link.role = LinkRole::kDial;
+      } else if (meReachable) {
+        link.role = LinkRole::kAccept;
+      } else {
+        continue;
+      }
+      link.state = LinkState::kConnecting;
+      link.deadline = now + options_.directConnectTimeout;
+      if (link.role == LinkRole::kDial) dial(io, p);
+    }
+    auto held = std::move(io.heldHellos);
+    io.heldHellos.clear();
+    for (auto& frames : held) handleListener(io, frames);
+  }
+
+  void dial(Io& io, int p) {
+    Link& link = io.links[p];
+    const auto& entry = directory_[p];
+    link.socket = std::make_unique<zmq::socket_t>(io.context, zmq::socket_type::dealer);
+    auto& d = *link.socket;
+    setSocketDefaults(d);
+    d.set(zmq::sockopt::reconnect_ivl, 100);
+    d.set(zmq::sockopt::heartbeat_ivl, static_cast<int>(options_.heartbeatInterval.count()));
+    d.set(zmq::sockopt::heartbeat_timeout, static_cast<int>(options_.heartbeatTimeout.count()));
+    if (curve()) {
+      d.set(zmq::sockopt::curve_serverkey, zmqwire::z85OfKey(entry.key));
+      d.set(zmq::sockopt::curve_publickey, nodeKeys_.publicKey);
+      d.set(zmq::sockopt::curve_secretkey, nodeKeys_.secretKey);
+    }
+    link.monitor = std::make_unique<zmqwire::SocketMonitor>(
+        io.context, d, "direct-" + std::to_string(p),
+        ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL |
+            ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH);
+    d.connect(entry.endpoint);
+    std::vector<zmq::message_t> hello;
+    hello.push_back(HeaderWriter(Type::kDirectHello).i32(rank_).message());
+    hello.emplace_back(options_.runId.data(), options_.runId.size());
+    hello.emplace_back(options_.joinToken.data(), options_.joinToken.size());
+    zmq::send_multipart(d, hello, zmq::send_flags::dontwait);  // queued until connected
+  }
+
+  // One message on a dialed link (a DEALER: no identity frame).
+  void handleDialer(Io& io, int p, std::vector<zmq::message_t>& frames) {
+    Link& link = io.links[p];
+    link.lastHeard = Clock::now();
+    Type type;
+    std::string why;
+    if (!zmqwire::checkHeader(frames.data(), frames.size(), &type, &why)) {
+      directViolation(io, p, why);
+      return;
+    }
+    HeaderReader reader(frames[0]);
+    switch (type) {
+      case Type::kDirectWelcome:
+        if (link.state != LinkState::kConnecting || reader.i32() != p) {
+          directViolation(io, p, "unexpected DIRECT_WELCOME");
+          return;
+        }
+        linkUp(io, p, "dialed " + directory_[p].endpoint);
+        return;
+      case Type::kReject:
+        linkDown(io, p,
+                 "rank " + std::to_string(p) +
+                     " refused it: " + frames[1].to_string().substr(0, zmqwire::kMaxStringBytes));
+        return;
+      case Type::kData:
+      case Type::kPing:
+        if (link.state != LinkState::kUp) {
+          directViolation(io, p, "traffic before DIRECT_WELCOME");
+          return;
+        }
+        if (type == Type::kData) directData(io, p, reader, frames[1]);
+        return;
+      default:
+        directViolation(
+            io, p, "message type " + std::to_string(static_cast<int>(type)) + " on a direct link");
+        return;
+    }
+  }
+
+  void directData(Io& io, int p, HeaderReader& reader, zmq::message_t& payload) {
+    const int src = reader.i32();
+    const MeshTag tag = reader.u64();
+    const std::uint64_t seq = reader.u64();
+    if (src != p) {
+      directViolation(io, p, "DATA claims to come from rank " + std::to_string(src));
+      return;
+    }
+    const auto* data = static_cast<const std::uint8_t*>(payload.data());
+    std::lock_guard<std::mutex> lock(mu_);
+    deliverOrderedLocked(p, tag, seq, MeshBytes(data, data + payload.size()));
+  }
+
+  // An admitted peer broke the protocol on its direct link: drop the link
+  // and the peer (its stream can no longer be trusted to be in order).
+  void directViolation(Io& io, int p, const std::string& why) {
+    linkDown(io, p, "protocol violation: " + why);
+    std::lock_guard<std::mutex> lock(mu_);
+    peerBrokenLocked(
+        p, "rank " + std::to_string(p) + " violated the protocol on its direct link: " + why);
+  }
+
+  // One message on the listener: [identity, header, ...].
+  void handleListener(Io& io, std::vector<zmq::message_t>& frames) {
+    if (frames.size() < 2) return;
+    const std::string identity = frames[0].to_string();
+    auto known = io.byIdentity.find(identity);
+    const int p = known == io.byIdentity.end() ? -1 : known->second;
+    Type type;
+    std::string why;
+    if (!zmqwire::checkHeader(frames.data() + 1, frames.size() - 1, &type, &why)) {
+      if (p >= 0) {
+        directViolation(io, p, why);
+      } else {
+        log("dropped a malformed message on the direct-link listener: " + why);
+      }
+      return;
+    }
+    if (p >= 0) io.links[p].lastHeard = Clock::now();
+    HeaderReader reader(frames[1]);
+    switch (type) {
+      case Type::kProbe: {
+        // The relay checks that our advertised endpoint reaches us: pass its
+        // nonce back over our own relay connection.
+        if (frames[2].size() != zmqwire::kNonceBytes) return;
+        std::array<zmq::message_t, 2> ack{HeaderWriter(Type::kProbeAck).message(),
+                                          std::move(frames[2])};
+        zmq::send_multipart(io.relay, ack, zmq::send_flags::dontwait);
+        return;
+      }
+      case Type::kDirectHello:
+        if (!io.linksSetUp) {
+          if (io.heldHellos.size() < kMaxHeldHellos) io.heldHellos.push_back(std::move(frames));
+          return;
+        }
+        acceptHello(io, identity, reader, frames);
+        return;
+      case Type::kData:
+      case Type::kPing:
+        if (p < 0) return;  // not an admitted peer: ignore
+        if (type == Type::kData) directData(io, p, reader, frames[2]);
+        return;
+      default:
+        if (p >= 0) {
+          directViolation(
+              io, p,
+              "message type " + std::to_string(static_cast<int>(type)) + " on a direct link");
+        }
+        return;
+    }
+  }
+
+  // DIRECT_HELLO: admits a member of this run as the dialer of its link.
+  void acceptHello(Io& io, const std::string& identity, HeaderReader& reader,
+                   std::vector<zmq::message_t>& frames) {
+    const int p = reader.i32();
+    std::string refusal;
+    if (frames[2].to_string() != options_.runId || frames[3].to_string() != options_.joinToken) {
+      refusal = "wrong run id or join token";
+    } else if (p < 0 || p >= worldSize_ || p == rank_) {
+      refusal = "rank " + std::to_string(p) + " is not a peer";
+    } else if (io.links[p].role != LinkRole::kAccept || io.links[p].state == LinkState::kUp ||
+               io.links[p].state == LinkState::kDown) {
+      refusal = "rank " + std::to_string(p) + " is not expected to dial this node";
+    } else if (curve()) {
+      // The ZAP handler vouched for the client key of this connection.
+      const char* userId = zmq_msg_gets(frames[1].handle(), "User-Id");
+      if (userId == nullptr || std::string(userId) != zmqwire::z85OfKey(directory_[p].key)) {
+        refusal = "its CURVE key is not rank " + std::to_string(p) + "'s";
+      }
+    }
+    if (!refusal.empty()) {
+      log("refused a direct link from " + (p >= 0 ? "rank " + std::to_string(p) : "a stranger") +
+          ": " + refusal);
+      std::array<zmq::message_t, 3> reject{zmq::message_t(identity.data(), identity.size()),
+                                           HeaderWriter(Type::kReject).message(),
+                                           zmq::message_t(refusal.data(), refusal.size())};
+      try {
+        zmq::send_multipart(*io.listener, reject, zmq::send_flags::dontwait);
+      } catch (const zmq::error_t&) {
+        // gone already
+      }
+      return;
+    }
+    Link& link = io.links[p];
+    link.identity = identity;
+    link.fd = zmq_msg_get(frames[1].handle(), ZMQ_SRCFD);
+    io.byIdentity[identity] = p;
+    std::array<zmq::message_t, 2> welcome{zmq::message_t(identity.data(), identity.size()),
+                                          HeaderWriter(Type::kDirectWelcome).i32(rank_).message()};
+    try {
+      zmq::send_multipart(*io.listener, welcome, zmq::send_flags::dontwait);
+    } catch (const zmq::error_t&) {
+      io.byIdentity.erase(identity);
+      link.identity.clear();
+      return;
+    }
+    linkUp(io, p, "accepted on " + directory_[rank_].endpoint);
+  }
+
+  // Answers one ZAP request for the listener: every CURVE client may
+  // complete the handshake (the relay's probe, dialing members); its key
+  // becomes the connection's User-Id, which DIRECT_HELLO is checked against.
+  void serveZap(Io& io) {
+    std::vector<zmq::message_t> request;
+    if (!zmq::recv_multipart(*io.zap, std::back_inserter(request), zmq::recv_flags::dontwait)) {
+      return;
+    }
+    const bool curveRequest = request.size() == 7 && request[5].to_string() == "CURVE";
+    std::vector<zmq::message_t> reply;
+    reply.emplace_back(std::string("1.0"));
+    if (request.size() >= 2) {
+      reply.push_back(std::move(request[1]));
+    } else {
+      reply.emplace_back();
+    }
+    reply.emplace_back(std::string(curveRequest ? "200" : "400"));
+    reply.emplace_back(std::string(curveRequest ? "OK" : "CURVE only"));
+    reply.emplace_back(curveRequest ? zmqwire::z85OfKey(request[6].to_string()) : std::string());
+    reply.emplace_back();
+    zmq::send_multipart(*io.zap, reply);
+  }
+
+  // Timers of the links: connect deadlines, heartbeats, lost peers.
+  void maintainLinks(Io& io) {
+    const auto now = Clock::now();
+    std::vector<bool> alive;
+    bool breakAll;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      alive = alive_;
+      breakAll = breakLinks_;
+      breakLinks_ = false;
+    }
+    if (breakAll) {
+      for (int p = 0; p < worldSize_; ++p) {
+        if (p != rank_) linkDown(io, p, "closed by the test hook");
+      }
+      io.listenerMonitor.reset();
+      io.listener.reset();
+    }
+    for (int p = 0; p < worldSize_; ++p) {
+      Link& link = io.links[p];
+      if (p == rank_ || link.role == LinkRole::kNone) continue;
+      if (!alive[p]) {
+        if (link.state == LinkState::kUp || link.state == LinkState::kConnecting) {
+          linkDown(io, p, "rank " + std::to_string(p) + " is lost");
+        }
+        continue;
+      }
+      if (link.state == LinkState::kConnecting && now >= link.deadline) {
+        const std::string why = "not established within " +
+                                std::to_string(options_.directConnectTimeout.count()) + " ms";
+        if (link.role == LinkRole::kDial) {
+          linkDown(io, p, why);
+        } else {
+          log("rank " + std::to_string(p) + " did not dial this node (" + why +
+              "): relayed unless it does later");
+          link.state = LinkState::kIdle;
+        }
+        continue;
+      }
+      if (link.state != LinkState::kUp) continue;
+      if (now - link.lastHeard > options_.heartbeatTimeout) {
+        linkDown(
+            io, p,
+            "silent for more than " + std::to_string(options_.heartbeatTimeout.count()) + " ms");
+        continue;
+      }
+      if (now >= link.nextPing) {
+        link.nextPing = now + options_.heartbeatInterval;
+        sendPing(io, p);
+      }
+    }
+  }
+
+  void sendPing(Io& io, int p) {
+    Link& link = io.links[p];
+    try {
+      if (link.role == LinkRole::kDial) {
+        zmq::send_multipart(*link.socket,
+                            std::array<zmq::message_t, 1>{HeaderWriter(Type::kPing).message()},
+                            zmq::send_flags::dontwait);
+      } else {
+        std::array<zmq::message_t, 2> ping{
+            zmq::message_t(link.identity.data(), link.identity.size()),
+            HeaderWriter(Type::kPing).message()};
+        zmq::send_multipart(*io.listener, ping, zmq::send_flags::dontwait);
+      }
+    } catch (const zmq::error_t& e) {
+      if (e.num() != EHOSTUNREACH) throw;
+      linkDown(io, p, "the connection is gone");
+    }
+  }
+
+  void listenerEvent(Io& io, const zmqwire::MonitorEvent& event) {
+    if (event.event != ZMQ_EVENT_DISCONNECTED) return;
+    for (int p = 0; p < static_cast<int>(io.links.size()); ++p) {
+      Link& link = io.links[p];
+      if (link.state == LinkState::kUp && link.role == LinkRole::kAccept &&
+          link.fd == static_cast<int>(event.value)) {
+        linkDown(io, p, "the connection closed");
+      }
+    }
+  }
+
+  void dialerEvent(Io& io, int p, const zmqwire::MonitorEvent& event) {
+    Link& link = io.links[p];
+    const std::string failure = zmqwire::handshakeFailure(event);
+    if (!failure.empty()) {
+      linkDown(io, p, failure);
+    } else if (event.event == ZMQ_EVENT_DISCONNECTED && link.state == LinkState::kUp) {
+      linkDown(io, p, "the connection closed");
+    }
+  }
+
+  // ---- the loop ----
+
+  void serve(Io& io) {
     auto lastFromRelay = Clock::now();
     auto nextPing = Clock::now() + options_.heartbeatInterval;
     bool sentLeave = false;
     std::deque<Outgoing> sending;
-    // DATA frames libzmq could not take yet (no live connection to the relay:
-    // a DEALER send would block). They are retried every loop, in order, so
-    // the heartbeat clock keeps running and a lost relay is still detected.
-    std::deque<std::array<zmq::message_t, 2>> stalled;
+    std::vector<zmq::pollitem_t> items;
+    std::vector<int> dialerOf;  // items index -> peer (dialer sockets and monitors)
     for (;;) {
       bool welcomed;
+      bool linking;
       {
         std::lock_guard<std::mutex> lock(mu_);
         if (stopRequested_) {
@@ -348,23 +1014,50 @@ class Core {
             // handshake that failed) a DEALER send would block forever.
             sentLeave =
                 zmq::send_multipart(
-                    socket, std::array<zmq::message_t, 1>{HeaderWriter(Type::kLeave).message()},
+                    io.relay, std::array<zmq::message_t, 1>{HeaderWriter(Type::kLeave).message()},
                     zmq::send_flags::dontwait)
                     .has_value();
           }
           break;
         }
         welcomed = joinState_ != JoinState::kJoining;
+        linking = joinState_ == JoinState::kLinking;
+      }
+      if (linking && !io.linksSetUp) {
+        io.links.resize(worldSize_);
+        io.sendSeq.assign(worldSize_, 0);
+        setUpLinks(io);
       }
       const auto now = Clock::now();
       auto deadline = nextPing;
       if (welcomed) deadline = std::min(deadline, lastFromRelay + options_.heartbeatTimeout);
       const auto waitMs = std::chrono::duration_cast<Millis>(deadline - now).count() + 1;
-      zmq::pollitem_t items[] = {{socket.handle(), 0, ZMQ_POLLIN, 0},
-                                 {nullptr, eventFd_, ZMQ_POLLIN, 0},
-                                 {monitor.socket().handle(), 0, ZMQ_POLLIN, 0}};
+      bool stalledAny = !io.relayStalled.empty();
+      items.clear();
+      dialerOf.clear();
+      items.push_back({io.relay.handle(), 0, ZMQ_POLLIN, 0});
+      items.push_back({nullptr, eventFd_, ZMQ_POLLIN, 0});
+      items.push_back({io.relayMonitor.socket().handle(), 0, ZMQ_POLLIN, 0});
+      const std::size_t listenerAt = items.size();
+      if (io.listener) {
+        items.push_back({io.listener->handle(), 0, ZMQ_POLLIN, 0});
+        items.push_back({io.listenerMonitor->socket().handle(), 0, ZMQ_POLLIN, 0});
+        items.push_back({io.zap ? io.zap->handle() : nullptr, io.zap ? 0 : -1, 0, 0});
+        if (io.zap) items.back().events = ZMQ_POLLIN;
+      }
+      const std::size_t dialersAt = items.size();
+      for (int p = 0; p < static_cast<int>(io.links.size()); ++p) {
+        Link& link = io.links[p];
+        if (!link.socket) continue;
+        items.push_back({link.socket->handle(), 0, ZMQ_POLLIN, 0});
+        items.push_back({link.monitor->socket().handle(), 0, ZMQ_POLLIN, 0});
+        dialerOf.push_back(p);
+        stalledAny = stalledAny || !link.stalled.empty();
+      }
+      // Links have timers of their own: look at the clock at least every 50 ms.
+      const long cap = stalledAny ? 5 : (io.links.empty() ? 100 : 50);
       try {
-        zmq::poll(items, 3, Millis(std::clamp<long>(waitMs, 0, stalled.empty() ? 100 : 5)));
+        zmq::poll(items.data(), items.size(), Millis(std::clamp<long>(waitMs, 0, cap)));
       } catch (const zmq::error_t& e) {
         if (e.num() != EINTR) throw;
       }
@@ -374,50 +1067,98 @@ class Core {
       }
       if (items[2].revents & ZMQ_POLLIN) {
         zmqwire::MonitorEvent event;
-        while (monitor.next(&event)) relayHandshakeEvent(event);
+        while (io.relayMonitor.next(&event)) relayHandshakeEvent(event);
       }
       // Incoming: drain, but come back to the outbox and the clock regularly.
       for (int i = 0; i < 256; ++i) {
         std::vector<zmq::message_t> frames;
-        if (!zmq::recv_multipart(socket, std::back_inserter(frames), zmq::recv_flags::dontwait)) {
+        if (!zmq::recv_multipart(io.relay, std::back_inserter(frames), zmq::recv_flags::dontwait)) {
           break;
         }
         lastFromRelay = Clock::now();
         if (!handle(frames)) break;
       }
+      if (io.listener && listenerAt < dialersAt) {
+        if (io.zap && (items[listenerAt + 2].revents & ZMQ_POLLIN)) serveZap(io);
+        for (int i = 0; i < 256 && io.listener; ++i) {
+          std::vector<zmq::message_t> frames;
+          if (!zmq::recv_multipart(*io.listener, std::back_inserter(frames),
+                                   zmq::recv_flags::dontwait)) {
+            break;
+          }
+          handleListener(io, frames);
+        }
+        zmqwire::MonitorEvent event;
+        while (io.listenerMonitor && io.listenerMonitor->next(&event)) listenerEvent(io, event);
+      }
+      for (std::size_t k = 0; k < dialerOf.size(); ++k) {
+        const int p = dialerOf[k];
+        Link& link = io.links[p];
+        for (int i = 0; i < 256 && link.socket; ++i) {
+          std::vector<zmq::message_t> frames;
+          if (!zmq::recv_multipart(*link.socket, std::back_inserter(frames),
+                                   zmq::recv_flags::dontwait)) {
+            break;
+          }
+          handleDialer(io, p, frames);
+        }
+        zmqwire::MonitorEvent event;
+        while (link.monitor && link.monitor->next(&event)) dialerEvent(io, p, event);
+      }
+      if (io.linksSetUp) maintainLinks(io);
+      // Every link resolved: the join is complete.
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        if (joinState_ == JoinState::kLinking && io.linksSetUp &&
+            std::none_of(io.links.begin(), io.links.end(),
+                         [](const Link& l) { return l.state == LinkState::kConnecting; })) {
+          joinState_ = JoinState::kJoined;
+          joinCv_.notify_all();
+        }
+      }
       // Outgoing: a send completes when taken from the outbox.
+      std::vector<int> skips;
       {
         std::lock_guard<std::mutex> lock(mu_);
         if (joinState_ == JoinState::kJoined) {
           sending.swap(outbox_);
           for (auto& o : sending) meshcore::finishLocked(*o.st);
+          for (auto& [peer, n] : skipSeq_) {
+            if (peer >= 0 && peer < worldSize_) io.sendSeq[peer] += n;
+          }
+          skipSeq_.clear();
         }
       }
       for (auto& o : sending) {
-        stalled.push_back(
-            std::array<zmq::message_t, 2>{HeaderWriter(Type::kData).i32(o.dst).u64(o.tag).message(),
-                                          payloadMessage(std::move(o.bytes))});
+        const std::uint64_t seq = io.sendSeq[o.dst]++;
+        route(io, WireFrame{o.dst, o.tag, seq, false, payloadMessage(std::move(o.bytes))});
       }
       sending.clear();
-      while (!stalled.empty() &&
-             zmq::send_multipart(socket, stalled.front(), zmq::send_flags::dontwait)) {
-        stalled.pop_front();
+      for (auto& link : io.links) {
+        if (link.socket && link.state == LinkState::kUp) flushDialer(link);
       }
+      flushRelay(io);
       const auto after = Clock::now();
       if (after >= nextPing) {
         // Best effort: a PING that finds no connection is simply skipped.
-        zmq::send_multipart(socket,
+        zmq::send_multipart(io.relay,
                             std::array<zmq::message_t, 1>{HeaderWriter(Type::kPing).message()},
                             zmq::send_flags::dontwait);
         nextPing = after + options_.heartbeatInterval;
       }
       if (welcomed && after - lastFromRelay > options_.heartbeatTimeout) {
         relayLost();
-        stalled.clear();        // every peer is lost: nothing left to deliver to
-        lastFromRelay = after;  // report once; the node stays up for self-sends
+        io.relayStalled.clear();  // every peer is lost: nothing left to deliver to
+        lastFromRelay = after;    // report once; the node stays up for self-sends
+      }
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        if (joinState_ == JoinState::kJoined || joinState_ == JoinState::kLinking) {
+          checkGapsLocked();
+        }
       }
     }
-    if (sentLeave) socket.set(zmq::sockopt::linger, kLeaveLingerMs);
+    if (sentLeave) io.relay.set(zmq::sockopt::linger, kLeaveLingerMs);
   }
 
   void relayLost() {
@@ -449,6 +1190,7 @@ class Core {
       return false;
     }
     HeaderReader reader(frames[0]);
+    const bool member = joinState_ == JoinState::kLinking || joinState_ == JoinState::kJoined;
     switch (type) {
       case Type::kWelcome: {
         const int rank = reader.i32();
@@ -463,6 +1205,8 @@ class Core {
         worldSize_ = worldSize;
         alive_.assign(worldSize, true);
         lostReason_.assign(worldSize, "");
+        directUp_.assign(worldSize, false);
+        inbound_.assign(worldSize, Inbound{});
         joinState_ = JoinState::kWelcomed;
         return true;
       }
@@ -479,32 +1223,40 @@ class Core {
       case Type::kMembership: {
         const std::uint64_t epoch = reader.u64();
         const int worldSize = reader.i32();
+        std::vector<zmqwire::DirectoryEntry> directory;
         if (joinState_ != JoinState::kWelcomed || worldSize != worldSize_ ||
-            frames[1].size() != static_cast<std::size_t>(worldSize_)) {
-          protocolErrorLocked("unexpected MEMBERSHIP");
+            frames[1].size() != static_cast<std::size_t>(worldSize_) ||
+            !zmqwire::decodeDirectory(frames[2], worldSize_, &directory, &why)) {
+          protocolErrorLocked("unexpected MEMBERSHIP" + (why.empty() ? "" : ": " + why));
           return false;
         }
         const auto* alive = static_cast<const std::uint8_t*>(frames[1].data());
         for (int p = 0; p < worldSize_; ++p) {
           if (!alive[p]) peerLostLocked(p, "not alive in the membership");
         }
+        directory_ = std::move(directory);
         epoch_ = epoch;
-        joinState_ = JoinState::kJoined;
-        joinCv_.notify_all();
-        wake();  // sends queued meanwhile can go now
+        joinState_ = JoinState::kLinking;  // the loop sets up direct links, then joins
+        wake();
         return true;
       }
-      case Type::kData: {
+      case Type::kData:
+      case Type::kFence: {
         const int src = reader.i32();
-        const MeshTag tag = reader.u64();
-        if (joinState_ != JoinState::kJoined || src < 0 || src >= worldSize_) {
-          protocolErrorLocked("DATA from rank " + std::to_string(src) + " (world " +
-                              std::to_string(worldSize_) + ")");
+        if (!member || src < 0 || src >= worldSize_ || src == rank_) {
+          protocolErrorLocked(std::string(type == Type::kData ? "DATA" : "FENCE") + " from rank " +
+                              std::to_string(src) + " (world " + std::to_string(worldSize_) + ")");
           return false;
         }
         if (terminal_ != Terminal::kNone) return true;
+        if (type == Type::kFence) {
+          fenceLocked(src, reader.u64());
+          return true;
+        }
+        const MeshTag tag = reader.u64();
+        const std::uint64_t seq = reader.u64();
         const auto* data = static_cast<const std::uint8_t*>(frames[1].data());
-        deliverLocked(src, tag, MeshBytes(data, data + frames[1].size()));
+        deliverOrderedLocked(src, tag, seq, MeshBytes(data, data + frames[1].size()));
         return true;
       }
       case Type::kPong:
@@ -542,10 +1294,16 @@ class Core {
   // Set once at WELCOME, before connectZmqMesh returns; read-only afterwards.
   int rank_ = -1;
   int worldSize_ = 0;
+  // Set at MEMBERSHIP; read by the I/O thread only afterwards.
+  std::vector<zmqwire::DirectoryEntry> directory_;
 
   std::uint64_t epoch_ = 0;
   std::vector<bool> alive_;
   std::vector<std::string> lostReason_;
+  std::vector<bool> directUp_;            // pathTo: the direct link to that peer is up
+  std::vector<Inbound> inbound_;          // per sender
+  std::map<int, std::uint64_t> skipSeq_;  // test hook: sequence numbers to skip per peer
+  bool breakLinks_ = false;               // test hook: close every direct link
   Terminal terminal_ = Terminal::kNone;
   std::string terminalReason_;
   bool stopRequested_ = false;
@@ -580,6 +1338,11 @@ class ZmqMesh : public Mesh {
     return core_->isAlive(peer);
   }
   std::string backendName() const override { return "zmq"; }
+  std::string pathTo(int peer) const override {
+    core_->checkRank(peer, "pathTo");
+    return core_->pathTo(peer);
+  }
+  Core& core() { return *core_; }
 
   std::unique_ptr<MeshRequest> isend(int peer, MeshTag tag, MeshBytes bytes) override {
     core_->checkRank(peer, "isend");
@@ -612,6 +1375,28 @@ std::unique_ptr<Mesh> connectZmqMesh(const ZmqMeshOptions& options) {
     throw MeshUsageError(-1, "connectZmqMesh: runId and joinToken must be at most " +
                                  std::to_string(zmqwire::kMaxStringBytes) + " bytes");
   }
+  if (!options.listenEndpoint.empty()) {
+    if (options.listenEndpoint.rfind("tcp://", 0) != 0) {
+      throw MeshUsageError(-1, "connectZmqMesh: listenEndpoint must be tcp://HOST:PORT, got '" +
+                                   options.listenEndpoint + "'");
+    }
+    if (!options.advertiseEndpoint.empty() &&
+        !zmqwire::isDialableEndpoint(options.advertiseEndpoint)) {
+      throw MeshUsageError(-1, "connectZmqMesh: advertiseEndpoint '" + options.advertiseEndpoint +
+                                   "' is not a dialable tcp://HOST:PORT");
+    }
+    if (options.relayPublicKey.empty() && !options.allowPlaintext &&
+        !isLoopbackEndpoint(options.listenEndpoint)) {
+      throw MeshUsageError(
+          -1, "connectZmqMesh: refusing to accept direct links on " + options.listenEndpoint +
+                  " in plaintext: it is not a loopback address. Use CURVE (the relay's public "
+                  "key, HEARTH_RELAY_PUBLIC_KEY), or allow plaintext explicitly "
+                  "(HEARTH_ALLOW_PLAINTEXT=1)");
+    }
+  }
+  if (options.directConnectTimeout.count() <= 0) {
+    throw MeshUsageError(-1, "connectZmqMesh: directConnectTimeout must be positive");
+  }
   CurveKeyPair nodeKeys;
   if (options.relayPublicKey.empty()) {
     if (!options.allowPlaintext && !isLoopbackEndpoint(options.relayEndpoint)) {
@@ -639,5 +1424,25 @@ std::unique_ptr<Mesh> connectZmqMesh(const ZmqMeshOptions& options) {
   mesh->waitJoined();  // on failure the destructor aborts and joins the I/O thread
   return mesh;
 }
+
+namespace zmqtesting {
+
+namespace {
+ZmqMesh& zmqMeshOf(Mesh& mesh) {
+  auto* zmq = dynamic_cast<ZmqMesh*>(&mesh);
+  if (zmq == nullptr) throw MeshUsageError(-1, "zmqtesting: not a zmq mesh");
+  return *zmq;
+}
+}  // namespace
+
+void breakDirectLinks(Mesh& mesh) {
+  zmqMeshOf(mesh).core().breakDirectLinks();
+}
+
+void skipSequenceNumber(Mesh& mesh, int peer) {
+  zmqMeshOf(mesh).core().skipSequence(peer);
+}
+
+}  // namespace zmqtesting
 
 }  // namespace hearth

@@ -5,12 +5,15 @@
 #include <zmq.hpp>
 #include <zmq_addon.hpp>
 
+#include <algorithm>
+#include <array>
 #include <atomic>
 #include <cerrno>
 #include <deque>
 #include <iostream>
 #include <map>
 #include <mutex>
+#include <random>
 #include <set>
 #include <stdexcept>
 #include <thread>
@@ -105,6 +108,7 @@ class ZmqRelay::Impl {
         handle(frames);
       }
       if (zap_ && (items[1].revents & ZMQ_POLLIN)) serveZap();
+      checkProbes();
       checkHeartbeats();
       processLosses();
     }
@@ -117,6 +121,20 @@ class ZmqRelay::Impl {
     bool alive = false;
     std::string identity;
     Clock::time_point lastSeen;
+    std::string advertised;  // the endpoint the node says it accepts direct links on
+    std::string key;         // the node's raw CURVE public key (empty without CURVE)
+    bool reachable = false;  // the probe of `advertised` succeeded
+  };
+
+  // An outside check of a node's advertised endpoint: a short-lived DEALER
+  // sends PROBE(nonce) there; the node's listener passes the nonce back over
+  // the node's own relay connection (PROBE_ACK). That proves the endpoint
+  // reaches this very node (and, with CURVE, that it holds its key).
+  struct Probe {
+    int rank;
+    std::string nonce;
+    std::unique_ptr<zmq::socket_t> socket;
+    Clock::time_point deadline;
   };
 
   // CURVE server keys, the allowlist's ZAP socket, and the plaintext policy.
@@ -137,6 +155,7 @@ class ZmqRelay::Impl {
     }
     const CurveKeyPair keys = readCurveSecretKeyFile(options_.curveSecretKeyFile);
     publicKey_ = keys.publicKey;
+    keys_ = keys;
     if (!options_.allowKeysFile.empty()) {
       for (auto& key : readCurveAllowlistFile(options_.allowKeysFile)) {
         std::array<std::uint8_t, 32> raw{};
@@ -280,7 +299,15 @@ class ZmqRelay::Impl {
         if (rank >= 0) markLost(rank, "left");
         return;
       case Type::kData:
-        data(identity, rank, frames);
+      case Type::kFence:
+        data(identity, rank, frames, type);
+        return;
+      case Type::kProbeAck:
+        if (rank >= 0) {
+          probeAck(identity, rank, frames[2]);
+        } else {
+          malformed(identity, "PROBE_ACK from a node that has not joined");
+        }
         return;
       default:
         malformed(identity, "message type " + std::to_string(static_cast<int>(type)) +
@@ -298,6 +325,13 @@ class ZmqRelay::Impl {
     if (frames[2].size() > zmqwire::kMaxStringBytes ||
         frames[3].size() > zmqwire::kMaxStringBytes) {
       malformed(identity, "HELLO with an oversized run id or token");
+      return;
+    }
+    const std::string advertised = frames[4].to_string();
+    const std::string key = frames[5].to_string();
+    if (advertised.size() > zmqwire::kMaxEndpointBytes ||
+        (!key.empty() && key.size() != zmqwire::kCurveKeyBytes)) {
+      malformed(identity, "HELLO with a malformed advertised endpoint or key");
       return;
     }
     HeaderReader reader(frames[1]);
@@ -341,6 +375,8 @@ class ZmqRelay::Impl {
     slot.alive = true;
     slot.identity = identity;
     slot.lastSeen = Clock::now();
+    slot.advertised = advertised;
+    slot.key = key;
     byIdentity_[identity] = rank;
     ++joinedCount_;
     bump([](ZmqRelayStats& s) { ++s.joined; });
@@ -351,13 +387,98 @@ class ZmqRelay::Impl {
       dropJoiner(rank);
       return;
     }
-    if (joinedCount_ == options_.worldSize) completeWorld();
+    if (!advertised.empty()) startProbe(rank);
+    maybeCompleteWorld();
+  }
+
+  void maybeCompleteWorld() {
+    if (!complete_ && joinedCount_ == options_.worldSize && probes_.empty()) completeWorld();
+  }
+
+  void startProbe(int rank) {
+    Slot& slot = slots_[rank];
+    const std::string& endpoint = slot.advertised;
+    if (!zmqwire::isDialableEndpoint(endpoint)) {
+      log("hearth relay: rank " + std::to_string(rank) + " advertised '" + endpoint +
+          "', which is not a dialable tcp://HOST:PORT endpoint: it stays relayed");
+      return;
+    }
+    if (!publicKey_.empty() && slot.key.empty()) {
+      log("hearth relay: rank " + std::to_string(rank) +
+          " advertised an endpoint without a CURVE key: it stays relayed");
+      return;
+    }
+    Probe probe;
+    probe.rank = rank;
+    std::random_device random;
+    for (std::size_t i = 0; i < zmqwire::kNonceBytes; ++i) {
+      probe.nonce += static_cast<char>(random() & 0xff);
+    }
+    probe.deadline = Clock::now() + options_.probeTimeout;
+    try {
+      probe.socket = std::make_unique<zmq::socket_t>(context_, zmq::socket_type::dealer);
+      probe.socket->set(zmq::sockopt::linger, 0);
+      probe.socket->set(zmq::sockopt::reconnect_ivl, 100);
+      probe.socket->set(zmq::sockopt::maxmsgsize, std::int64_t{1024});
+      if (!publicKey_.empty()) {
+        probe.socket->set(zmq::sockopt::curve_serverkey, zmqwire::z85OfKey(slot.key));
+        probe.socket->set(zmq::sockopt::curve_publickey, keys_.publicKey);
+        probe.socket->set(zmq::sockopt::curve_secretkey, keys_.secretKey);
+      }
+      probe.socket->connect(endpoint);
+      std::array<zmq::message_t, 2> frames{HeaderWriter(Type::kProbe).message(),
+                                           zmq::message_t(probe.nonce.data(), probe.nonce.size())};
+      // Queued until the connection is up (a DEALER queues on a connecting pipe).
+      zmq::send_multipart(*probe.socket, frames, zmq::send_flags::dontwait);
+    } catch (const zmq::error_t& e) {
+      log("hearth relay: cannot probe rank " + std::to_string(rank) + " at " + endpoint + ": " +
+          e.what() + ": it stays relayed");
+      return;
+    }
+    log("hearth relay: probing rank " + std::to_string(rank) + " at " + endpoint);
+    probes_.push_back(std::move(probe));
+  }
+
+  void probeAck(const std::string& identity, int rank, const zmq::message_t& nonce) {
+    for (auto it = probes_.begin(); it != probes_.end(); ++it) {
+      if (it->rank != rank || nonce.to_string() != it->nonce) continue;
+      slots_[rank].reachable = true;
+      bump([](ZmqRelayStats& s) { ++s.probesOk; });
+      log("hearth relay: rank " + std::to_string(rank) + " is reachable at " +
+          slots_[rank].advertised);
+      probes_.erase(it);
+      maybeCompleteWorld();
+      return;
+    }
+    // A stale or foreign nonce (e.g. a PROBE that a stranger relayed): ignore.
+    (void)identity;
+  }
+
+  void checkProbes() {
+    const auto now = Clock::now();
+    bool changed = false;
+    for (auto it = probes_.begin(); it != probes_.end();) {
+      if (now < it->deadline) {
+        ++it;
+        continue;
+      }
+      bump([](ZmqRelayStats& s) { ++s.probesFailed; });
+      log("hearth relay: rank " + std::to_string(it->rank) + " did not answer the probe at " +
+          slots_[it->rank].advertised + " within " + std::to_string(options_.probeTimeout.count()) +
+          " ms: it stays relayed");
+      it = probes_.erase(it);
+      changed = true;
+    }
+    if (changed) maybeCompleteWorld();
   }
 
   // A node that vanished before the world was complete frees its slot.
   void dropJoiner(int rank) {
     Slot& slot = slots_[rank];
     log("hearth relay: rank " + std::to_string(rank) + " vanished before the world was complete");
+    probes_.erase(std::remove_if(probes_.begin(), probes_.end(),
+                                 [&](const Probe& p) { return p.rank == rank; }),
+                  probes_.end());
     byIdentity_.erase(slot.identity);
     slot = Slot{};
     --joinedCount_;
@@ -374,12 +495,21 @@ class ZmqRelay::Impl {
     std::vector<zmq::message_t> frames;
     frames.push_back(HeaderWriter(Type::kMembership).u64(epoch_).i32(options_.worldSize).message());
     std::string alive(options_.worldSize, '\0');
-    for (int p = 0; p < options_.worldSize; ++p) alive[p] = slots_[p].alive ? 1 : 0;
+    std::vector<zmqwire::DirectoryEntry> directory(options_.worldSize);
+    for (int p = 0; p < options_.worldSize; ++p) {
+      alive[p] = slots_[p].alive ? 1 : 0;
+      if (slots_[p].reachable) directory[p].endpoint = slots_[p].advertised;
+      if (!publicKey_.empty()) directory[p].key = slots_[p].key;
+    }
     frames.emplace_back(alive.data(), alive.size());
+    const std::string encoded = zmqwire::encodeDirectory(directory);
+    frames.emplace_back(encoded.data(), encoded.size());
     if (!sendTo(slots_[r].identity, frames)) markLost(r, "unreachable");
   }
 
-  void data(const std::string& identity, int src, std::vector<zmq::message_t>& frames) {
+  // Forwards DATA (payload moved, not copied) or FENCE, rewriting the peer
+  // field from destination to source.
+  void data(const std::string& identity, int src, std::vector<zmq::message_t>& frames, Type type) {
     if (src < 0 || !complete_) {
       malformed(identity, src < 0 ? "DATA from a node that has not joined"
                                   : "DATA before the world is complete");
@@ -388,17 +518,22 @@ class ZmqRelay::Impl {
     if (!slots_[src].alive) return;  // already declared lost: ignore its traffic
     HeaderReader reader(frames[1]);
     const int dst = reader.i32();
-    const std::uint64_t tag = reader.u64();
     if (dst < 0 || dst >= options_.worldSize) {
       malformed(identity, "DATA to rank " + std::to_string(dst) + " out of range");
       return;
     }
     if (!slots_[dst].alive) return;  // the sender got (or will get) PEER_LOST for dst
     std::vector<zmq::message_t> out;
-    out.push_back(HeaderWriter(Type::kData).i32(src).u64(tag).message());
-    out.push_back(std::move(frames[2]));  // zero-copy forward of the payload
+    if (type == Type::kFence) {
+      out.push_back(HeaderWriter(Type::kFence).i32(src).u64(reader.u64()).message());
+    } else {
+      const std::uint64_t tag = reader.u64();
+      const std::uint64_t seq = reader.u64();
+      out.push_back(HeaderWriter(Type::kData).i32(src).u64(tag).u64(seq).message());
+      out.push_back(std::move(frames[2]));  // zero-copy forward of the payload
+    }
     if (sendTo(slots_[dst].identity, out)) {
-      bump([](ZmqRelayStats& s) { ++s.forwarded; });
+      if (type == Type::kData) bump([](ZmqRelayStats& s) { ++s.forwarded; });
     } else {
       markLost(dst, "unreachable");
     }
@@ -466,6 +601,7 @@ class ZmqRelay::Impl {
   zmq::socket_t zap_;              // REP on inproc://zeromq.zap.01; only with an allowlist
   std::set<std::string> allowed_;  // raw 32-byte public keys
   std::string publicKey_;
+  CurveKeyPair keys_;  // the relay's own keypair (probes are CURVE clients with it)
   std::string endpoint_;
   std::atomic<bool> stopRequested_{false};
   std::thread thread_;
@@ -477,6 +613,7 @@ class ZmqRelay::Impl {
   bool complete_ = false;
   std::uint64_t epoch_ = 0;
   std::deque<Loss> losses_;
+  std::vector<Probe> probes_;
 
   mutable std::mutex statsMu_;
   ZmqRelayStats stats_;

@@ -10,38 +10,55 @@
 #include <cstdint>
 #include <cstring>
 #include <string>
+#include <vector>
 
 namespace hearth {
 namespace zmqwire {
 
-constexpr std::uint8_t kVersion = 1;
+constexpr std::uint8_t kVersion = 2;
 
 enum class Type : std::uint8_t {
-  kHello = 1,       // node -> relay: i32 requested rank; frames: run id, join token
-  kWelcome = 2,     // relay -> node: i32 rank, i32 world size
-  kReject = 3,      // relay -> node: frame: reason
-  kMembership = 4,  // relay -> node: u64 epoch, i32 world size; frame: alive byte per rank
-  kData = 5,        // both: i32 peer (dst node->relay, src relay->node), u64 tag; frame: payload
-  kPing = 6,        // node -> relay
-  kPong = 7,        // relay -> node
-  kLeave = 8,       // node -> relay
-  kPeerLost = 9,    // relay -> node: i32 rank, u64 epoch; frame: reason
+  kHello = 1,           // node -> relay: i32 requested rank; frames: run id, join token,
+                        //   advertised endpoint (may be empty), node CURVE public key (0/32 bytes)
+  kWelcome = 2,         // relay -> node: i32 rank, i32 world size
+  kReject = 3,          // relay -> node, listener -> dialer: frame: reason
+  kMembership = 4,      // relay -> node: u64 epoch, i32 world size; frames: alive byte per rank,
+                        //   directory (encodeDirectory)
+  kData = 5,            // i32 peer (dst node->relay; src relay->node and on direct links),
+                        //   u64 tag, u64 seq; frame: payload
+  kPing = 6,            // node -> relay; both ways on direct links
+  kPong = 7,            // relay -> node
+  kLeave = 8,           // node -> relay
+  kPeerLost = 9,        // relay -> node: i32 rank, u64 epoch; frame: reason
+  kProbe = 10,          // relay -> node's listener: frame: nonce
+  kProbeAck = 11,       // node -> relay: frame: the nonce its listener received
+  kDirectHello = 12,    // dialer -> listener: i32 dialer rank; frames: run id, join token
+  kDirectWelcome = 13,  // listener -> dialer: i32 listener rank
+  kFence = 14,          // i32 peer (dst node->relay, src relay->node), u64 next seq
 };
+
+constexpr std::uint8_t kLastType = 14;
 
 // Number of frames (after the ROUTER identity) each type must have.
 inline int expectedFrames(Type type) {
   switch (type) {
     case Type::kHello:
+      return 5;
+    case Type::kMembership:
+    case Type::kDirectHello:
       return 3;
     case Type::kReject:
-    case Type::kMembership:
     case Type::kData:
     case Type::kPeerLost:
+    case Type::kProbe:
+    case Type::kProbeAck:
       return 2;
     case Type::kWelcome:
     case Type::kPing:
     case Type::kPong:
     case Type::kLeave:
+    case Type::kDirectWelcome:
+    case Type::kFence:
       return 1;
   }
   return -1;
@@ -51,26 +68,31 @@ inline int expectedFrames(Type type) {
 inline std::size_t headerSize(Type type) {
   switch (type) {
     case Type::kHello:
+    case Type::kDirectHello:
+    case Type::kDirectWelcome:
       return 2 + 4;
     case Type::kWelcome:
       return 2 + 4 + 4;
     case Type::kMembership:
       return 2 + 8 + 4;
     case Type::kData:
-      return 2 + 4 + 8;
+      return 2 + 4 + 8 + 8;
     case Type::kPeerLost:
+    case Type::kFence:
       return 2 + 4 + 8;
     case Type::kReject:
     case Type::kPing:
     case Type::kPong:
     case Type::kLeave:
+    case Type::kProbe:
+    case Type::kProbeAck:
       return 2;
   }
   return 0;
 }
 
 inline bool knownType(std::uint8_t t) {
-  return t >= 1 && t <= 9;
+  return t >= 1 && t <= kLastType;
 }
 
 // Builds header frames field by field.
@@ -150,6 +172,100 @@ inline bool checkHeader(const zmq::message_t* frames, std::size_t count, Type* t
 
 // Longest run id, token or reason string accepted.
 constexpr std::size_t kMaxStringBytes = 4096;
+// Longest advertised endpoint; size of a probe nonce; of a raw CURVE key.
+constexpr std::size_t kMaxEndpointBytes = 256;
+constexpr std::size_t kNonceBytes = 16;
+constexpr std::size_t kCurveKeyBytes = 32;
+
+// True for an endpoint another host can dial: "tcp://HOST:PORT" with a
+// non-wildcard host and a port in 1..65535.
+inline bool isDialableEndpoint(const std::string& endpoint) {
+  if (endpoint.size() > kMaxEndpointBytes || endpoint.rfind("tcp://", 0) != 0) return false;
+  const std::string rest = endpoint.substr(6);
+  const auto colon = rest.rfind(':');
+  if (colon == std::string::npos || colon == 0 || colon + 1 >= rest.size()) return false;
+  const std::string host = rest.substr(0, colon);
+  const std::string port = rest.substr(colon + 1);
+  if (host == "*" || host == "0.0.0.0" || host == "[::]" || host == "::") return false;
+  if (port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos) return false;
+  const long p = std::stol(port);
+  return p >= 1 && p <= 65535;
+}
+
+// MEMBERSHIP's directory: for each rank, where it accepts direct connections
+// (empty: it does not, or the relay could not reach it) and its raw CURVE
+// public key (empty without CURVE). Per rank: u16 endpoint length, endpoint,
+// u8 key length (0 or 32), key.
+struct DirectoryEntry {
+  std::string endpoint;
+  std::string key;
+};
+
+inline std::string encodeDirectory(const std::vector<DirectoryEntry>& entries) {
+  std::string out;
+  for (const auto& e : entries) {
+    out += static_cast<char>(e.endpoint.size() & 0xff);
+    out += static_cast<char>(e.endpoint.size() >> 8);
+    out += e.endpoint;
+    out += static_cast<char>(e.key.size());
+    out += e.key;
+  }
+  return out;
+}
+
+inline bool decodeDirectory(const zmq::message_t& frame, int worldSize,
+                            std::vector<DirectoryEntry>* entries, std::string* why) {
+  const auto* p = static_cast<const std::uint8_t*>(frame.data());
+  const std::size_t n = frame.size();
+  std::size_t pos = 0;
+  entries->assign(worldSize, DirectoryEntry{});
+  for (int r = 0; r < worldSize; ++r) {
+    if (pos + 2 > n) {
+      *why = "directory truncated at rank " + std::to_string(r);
+      return false;
+    }
+    const std::size_t len = p[pos] | (std::size_t{p[pos + 1]} << 8);
+    pos += 2;
+    if (len > kMaxEndpointBytes || pos + len + 1 > n) {
+      *why = "directory endpoint of rank " + std::to_string(r) + " is malformed";
+      return false;
+    }
+    (*entries)[r].endpoint.assign(reinterpret_cast<const char*>(p + pos), len);
+    pos += len;
+    const std::size_t keyLen = p[pos++];
+    if ((keyLen != 0 && keyLen != kCurveKeyBytes) || pos + keyLen > n) {
+      *why = "directory key of rank " + std::to_string(r) + " is malformed";
+      return false;
+    }
+    (*entries)[r].key.assign(reinterpret_cast<const char*>(p + pos), keyLen);
+    pos += keyLen;
+    if (!(*entries)[r].endpoint.empty() && !isDialableEndpoint((*entries)[r].endpoint)) {
+      *why = "directory endpoint of rank " + std::to_string(r) + " is not dialable";
+      return false;
+    }
+  }
+  if (pos != n) {
+    *why = "directory has " + std::to_string(n - pos) + " trailing bytes";
+    return false;
+  }
+  return true;
+}
+
+// Z85 text of a raw 32-byte CURVE key ("" for anything else).
+inline std::string z85OfKey(const std::string& raw) {
+  if (raw.size() != kCurveKeyBytes) return "";
+  char text[41] = {};
+  zmq_z85_encode(text, reinterpret_cast<const std::uint8_t*>(raw.data()), raw.size());
+  return text;
+}
+
+// Raw 32 bytes of a Z85 CURVE key ("" if it is not one).
+inline std::string keyOfZ85(const std::string& z85) {
+  if (z85.size() != 40) return "";
+  std::uint8_t raw[kCurveKeyBytes];
+  if (zmq_z85_decode(raw, z85.c_str()) == nullptr) return "";
+  return std::string(reinterpret_cast<const char*>(raw), sizeof(raw));
+}
 
 }  // namespace zmqwire
 }  // namespace hearth

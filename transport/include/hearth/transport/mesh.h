@@ -1,6 +1,6 @@
 // hearth/transport/mesh.h — point-to-point messaging between the ranks of one
 // run: a rank's view of its peers. Backends: inproc (threads in one process,
-// with fault injection; inproc_mesh.h) and, later, zmq. Collectives are built
+// with fault injection; inproc_mesh.h) and zmq (zmq_mesh.h). Collectives are built
 // on top of this interface; it knows nothing of torch and moves byte buffers.
 //
 // Contract
@@ -148,6 +148,19 @@ class Mesh {
   virtual bool isPeerAlive(int peer) const = 0;
   // Short backend name for logs: "inproc", "zmq".
   virtual std::string backendName() const = 0;
+  // How messages to `peer` travel now: "self" (peer == rank()), "direct" (a
+  // direct connection between the two nodes) or "relay" (through a relay or
+  // any other intermediary; the default for backends without direct links,
+  // e.g. inproc). It may change over time (e.g. a failed direct link falls
+  // back to "relay"). Throws MeshUsageError for a rank out of range.
+  virtual std::string pathTo(int peer) const {
+    if (peer < 0 || peer >= worldSize()) {
+      throw MeshUsageError(peer, backendName() + " mesh rank " + std::to_string(rank()) +
+                                     ": pathTo: rank " + std::to_string(peer) +
+                                     " is out of range [0, " + std::to_string(worldSize()) + ")");
+    }
+    return peer == rank() ? "self" : "relay";
+  }
 
   virtual std::unique_ptr<MeshRequest> isend(int peer, MeshTag tag, MeshBytes bytes) = 0;
   virtual std::unique_ptr<MeshRequest> irecv(int peer, MeshTag tag) = 0;

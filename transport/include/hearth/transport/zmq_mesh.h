@@ -1,12 +1,14 @@
-// hearth/transport/zmq_mesh.h — factory for the ZeroMQ Mesh backend, relayed
-// path: every node connects out to a hearth relay (zmq_relay.h) with one
-// DEALER socket, joins the run, and all traffic goes through the relay.
+// hearth/transport/zmq_mesh.h — factory for the ZeroMQ Mesh backend: every
+// node connects out to a hearth relay (zmq_relay.h) with one DEALER socket and
+// joins the run; pairs of nodes where one end accepts connections from outside
+// talk over a direct link, the others through the relay.
 // Protocol: docs/transport_protocol.md.
 //
 // Contract (in addition to mesh.h)
-// - connectZmqMesh() blocks until the relay has admitted this node and the
-//   world is complete (MEMBERSHIP), or options.joinTimeout elapsed (throws
-//   MeshTimeout, peer -1). A relay that refuses the node (wrong run id or
+// - connectZmqMesh() blocks until the relay has admitted this node, the
+//   world is complete (MEMBERSHIP) and every planned direct link is up or has
+//   failed (at most directConnectTimeout), or options.joinTimeout elapsed
+//   (throws MeshTimeout, peer -1). A relay that refuses the node (wrong run id or
 //   token, rank taken, run full) makes it throw MeshRejected whose what()
 //   carries the relay's reason. Bad options throw MeshUsageError.
 // - Threading: each Mesh owns one I/O thread, the only user of its socket;
@@ -45,10 +47,44 @@
 //   allowPlaintext is set. A malformed relayPublicKey or an unreadable,
 //   malformed or group/world-readable secret key file throws MeshUsageError
 //   naming the file.
-// - Not yet: reconnect with backoff, direct links (see the protocol doc).
+// - Direct links: with listenEndpoint set, the node binds a ROUTER there and
+//   advertises advertiseEndpoint (or the bound endpoint) in HELLO. The relay
+//   probes it from outside (PROBE with a nonce that must come back over this
+//   node's own relay connection) and lists, in MEMBERSHIP, each node's
+//   endpoint if the probe passed (plus its CURVE public key with CURVE). For
+//   each pair: if both ends passed, the lower rank dials the higher; if one
+//   did, the other dials it; else the pair stays relayed. The dialer sends
+//   DIRECT_HELLO (rank, run id, join token); the listener admits only a
+//   member of this run that is expected to dial it (with CURVE: whose client
+//   key is that rank's key in MEMBERSHIP) and answers DIRECT_WELCOME. With
+//   CURVE the listener is a CURVE server with this node's keypair and the
+//   dialer authenticates it by the key from MEMBERSHIP. Mesh::pathTo(peer)
+//   says "self", "direct" or "relay".
+// - Link failure: a direct link that is silent for heartbeatTimeout (PINGs
+//   both ways every heartbeatInterval, plus ZMTP heartbeats), whose
+//   connection closes (socket monitor) or whose peer is lost is marked down
+//   for good and logged; frames libzmq had not taken yet, and all later
+//   ones, go through the relay, followed by a FENCE telling the peer how many
+//   frames were sent. A listener whose acceptor link is down still takes a
+//   late dialer only while that link was never up.
+// - Ordering across paths: every DATA frame carries a per-(sender, receiver)
+//   sequence number; the receiver delivers strictly in sequence order and
+//   holds at most 65536 early frames per sender. A gap (frames lost with a
+//   failed link) that is not filled within heartbeatTimeout, more early frames
+//   than that, or a duplicate makes the sender lost for this rank: pending
+//   and future calls involving it fail with MeshPeerLost naming it ("frames
+//   A..B from rank P never arrived ...") and epoch() increases. Never a
+//   silent skip, never a hang.
+// - Plaintext policy for the listener: a listenEndpoint that is not loopback
+//   without CURVE throws MeshUsageError unless allowPlaintext is set; so do a
+//   listenEndpoint that is not tcp://, an advertiseEndpoint that is not a
+//   dialable tcp://HOST:PORT, and a wildcard listener without one.
+// - Not yet: reconnect to a restarted relay; re-establishing a direct link
+//   after it failed (see the protocol doc).
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -76,11 +112,37 @@ struct ZmqMeshOptions {
   // This node's CURVE secret key file (curve_keys.h). Empty: an ephemeral
   // keypair. Ignored without relayPublicKey.
   std::string curveSecretKeyFile;
-  // Permit plaintext to a relay that is not on loopback.
+  // Permit plaintext to a relay that is not on loopback (and plaintext
+  // direct links on a listenEndpoint that is not loopback).
   bool allowPlaintext = false;
+
+  // Direct links. Empty: this node accepts none (it still dials peers that
+  // accept). Else a ROUTER is bound here, e.g. "tcp://0.0.0.0:30000" or
+  // "tcp://127.0.0.1:0", and advertised to the relay, which probes it.
+  std::string listenEndpoint;
+  // What others dial, e.g. "tcp://198.18.0.12:30000" (a router's forwarded
+  // port). Empty: the listener's own resolved endpoint, which must then not
+  // be a wildcard address.
+  std::string advertiseEndpoint;
+  // How long a planned direct link may take to come up while joining; a
+  // pair whose link is not up by then stays relayed.
+  Millis directConnectTimeout{3000};
+  // Receives one line per event (direct link up/down, refused dialers,
+  // frames lost with a link). Empty: lines go to stderr.
+  std::function<void(const std::string&)> log;
 };
 
 // Joins the run at options.relayEndpoint; see the contract above.
 std::unique_ptr<Mesh> connectZmqMesh(const ZmqMeshOptions& options);
+
+// Test hooks (tests only). Throw MeshUsageError for a Mesh that is not zmq.
+namespace zmqtesting {
+// Closes every direct link of `mesh` and its listener, as if the network path
+// had failed; later frames go through the relay.
+void breakDirectLinks(Mesh& mesh);
+// The next frame to `peer` skips one sequence number, as if a frame had been
+// lost with a failed link: `peer` must report the gap as a typed error.
+void skipSequenceNumber(Mesh& mesh, int peer);
+}  // namespace zmqtesting
 
 }  // namespace hearth

@@ -12,6 +12,14 @@
 //   a full run is answered with REJECT naming the reason. Ranks are assigned
 //   in join order unless requested. When worldSize nodes have joined, every
 //   node gets MEMBERSHIP (epoch 0); from then on DATA frames are forwarded.
+// - Direct links: a node that advertises an endpoint in HELLO is probed from
+//   the relay's side with a short-lived DEALER (a CURVE client of the node's
+//   key with CURVE) that sends PROBE(nonce); the probe passes when the node
+//   returns that nonce over its own relay connection (PROBE_ACK) within
+//   probeTimeout. MEMBERSHIP waits for every probe and lists each node's
+//   endpoint if it passed (and its key with CURVE); stats() counts probes.
+//   DATA forwarded by the relay is counted in stats().forwarded; direct
+//   traffic never reaches the relay.
 // - A member that sends nothing for heartbeatTimeout, or sends LEAVE, is lost:
 //   the epoch increases and every other member gets PEER_LOST(rank, epoch).
 //   A node that vanishes before the world is complete just frees its slot.
@@ -61,6 +69,10 @@ struct ZmqRelayOptions {
   std::string allowKeysFile;
   // Permit a plaintext bind on a non-loopback endpoint.
   bool allowPlaintext = false;
+  // How long the probe of a node's advertised endpoint may take (direct
+  // links). The world is announced (MEMBERSHIP) only once every probe has
+  // answered or timed out, so this bounds the extra join time.
+  std::chrono::milliseconds probeTimeout{2000};
   // Receives one line per event (join, reject, loss, malformed frame).
   // Empty: lines go to stderr.
   std::function<void(const std::string&)> log;
@@ -75,6 +87,9 @@ struct ZmqRelayStats {
   std::uint64_t epoch = 0;
   // CURVE handshakes refused by the allowlist.
   std::uint64_t keysRefused = 0;
+  // Probes of advertised endpoints that succeeded / failed (timed out).
+  std::uint64_t probesOk = 0;
+  std::uint64_t probesFailed = 0;
   bool worldComplete = false;
 };
 

@@ -1,0 +1,387 @@
+// Direct links of the zmq Mesh backend (docs/transport_protocol.md): nodes
+// with a listen endpoint are probed by the relay and dialed by their peers;
+// traffic then bypasses the relay. Paths (Mesh::pathTo), the fallback to the
+// relay when a link fails, in-order delivery across a path switch, a lost
+// frame surfacing as a typed error, CURVE on direct links, strangers at a
+// listener, and the conformance suite with direct links. All on 127.0.0.1.
+#include <gtest/gtest.h>
+#include <zmq.hpp>
+#include <zmq_addon.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <future>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "hearth/transport/curve_keys.h"
+#include "hearth/transport/zmq_mesh.h"
+#include "hearth/transport/zmq_relay.h"
+#include "mesh_conformance.h"
+
+namespace hearth {
+namespace testing {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+constexpr Millis kLong{10000};
+constexpr char kRun[] = "direct-run";
+constexpr char kToken[] = "direct-token";
+constexpr char kLoopbackAny[] = "tcp://127.0.0.1:0";
+
+long msSince(Clock::time_point start) {
+  return static_cast<long>(std::chrono::duration_cast<Millis>(Clock::now() - start).count());
+}
+
+MeshBytes numbered(std::uint32_t i, std::size_t size = 8) {
+  MeshBytes b(std::max<std::size_t>(size, 4), static_cast<std::uint8_t>(i * 7));
+  for (int k = 0; k < 4; ++k) b[k] = static_cast<std::uint8_t>(i >> (8 * k));
+  return b;
+}
+std::uint32_t numberOf(const MeshBytes& b) {
+  std::uint32_t i = 0;
+  for (int k = 0; k < 4; ++k) i |= std::uint32_t{b.at(k)} << (8 * k);
+  return i;
+}
+
+std::unique_ptr<ZmqRelay> startRelay(int worldSize, const std::string& secretKeyFile = "",
+                                     Millis probeTimeout = Millis(1000)) {
+  ZmqRelayOptions options;
+  options.runId = kRun;
+  options.worldSize = worldSize;
+  options.joinToken = kToken;
+  options.heartbeatTimeout = Millis(1500);
+  options.probeTimeout = probeTimeout;
+  options.curveSecretKeyFile = secretKeyFile;
+  if (std::getenv("HEARTH_TEST_VERBOSE") == nullptr) options.log = [](const std::string&) {};
+  auto relay = std::make_unique<ZmqRelay>(options);
+  relay->start();
+  return relay;
+}
+
+ZmqMeshOptions nodeOptions(const ZmqRelay& relay, const std::string& listen = kLoopbackAny) {
+  ZmqMeshOptions options;
+  options.relayEndpoint = relay.endpoint();
+  options.runId = kRun;
+  options.joinToken = kToken;
+  options.relayPublicKey = relay.publicKey();
+  options.joinTimeout = kLong;
+  options.heartbeatInterval = Millis(100);
+  options.heartbeatTimeout = Millis(1500);
+  options.listenEndpoint = listen;
+  options.directConnectTimeout = Millis(2000);
+  if (std::getenv("HEARTH_TEST_VERBOSE") == nullptr) options.log = [](const std::string&) {};
+  return options;
+}
+
+// Joins one node per options entry concurrently (requestedRank = its index);
+// returns them ordered by rank.
+std::vector<std::unique_ptr<Mesh>> joinAll(std::vector<ZmqMeshOptions> options) {
+  std::vector<std::future<std::unique_ptr<Mesh>>> joins;
+  for (std::size_t i = 0; i < options.size(); ++i) {
+    options[i].requestedRank = static_cast<int>(i);
+    joins.push_back(std::async(std::launch::async, [o = options[i]] { return connectZmqMesh(o); }));
+  }
+  std::vector<std::unique_ptr<Mesh>> ranks;
+  for (auto& j : joins) ranks.push_back(j.get());
+  return ranks;
+}
+
+// Waits (bounded) until pathTo(peer) == want.
+bool waitForPath(const Mesh& mesh, int peer, const std::string& want, Millis timeout) {
+  const auto deadline = Clock::now() + timeout;
+  while (Clock::now() < deadline) {
+    if (mesh.pathTo(peer) == want) return true;
+    std::this_thread::sleep_for(Millis(10));
+  }
+  return mesh.pathTo(peer) == want;
+}
+
+// Sends n numbered messages a -> b on `tag` and checks they arrive in order.
+void exchangeInOrder(Mesh& a, Mesh& b, MeshTag tag, int n, std::size_t size = 64) {
+  std::vector<std::unique_ptr<MeshRequest>> sends;
+  for (int i = 0; i < n; ++i) sends.push_back(a.isend(b.rank(), tag, numbered(i, size)));
+  for (int i = 0; i < n; ++i) {
+    ASSERT_EQ(numberOf(b.recv(a.rank(), tag, kLong)), static_cast<std::uint32_t>(i));
+  }
+  for (auto& s : sends) ASSERT_TRUE(s->wait(kLong));
+}
+
+class TempKeys {
+ public:
+  TempKeys() {
+    std::string pattern = "/tmp/hearth_direct_test.XXXXXX";
+    if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
+    dir_ = pattern;
+  }
+  ~TempKeys() {
+    std::error_code ignored;
+    std::filesystem::remove_all(dir_, ignored);
+  }
+  std::string relayKeyFile() {
+    const std::string path = dir_ + "/relay.key";
+    writeCurveSecretKeyFile(path, generateCurveKeyPair(), false);
+    return path;
+  }
+
+ private:
+  std::string dir_;
+};
+
+TEST(ZmqDirect, TwoListenersGoDirectBothWaysAndBypassTheRelay) {
+  auto relay = startRelay(2);
+  auto ranks = joinAll({nodeOptions(*relay), nodeOptions(*relay)});
+  EXPECT_EQ(ranks[0]->pathTo(0), "self");
+  EXPECT_EQ(ranks[0]->pathTo(1), "direct");
+  EXPECT_EQ(ranks[1]->pathTo(0), "direct");
+  EXPECT_THROW(ranks[0]->pathTo(2), MeshUsageError);
+  exchangeInOrder(*ranks[0], *ranks[1], 1, 200);
+  exchangeInOrder(*ranks[1], *ranks[0], 1, 200);
+  MeshBytes big(8 << 20);
+  for (std::size_t i = 0; i < big.size(); ++i) big[i] = static_cast<std::uint8_t>(i * 13 + 1);
+  ranks[0]->send(1, 2, big, kLong);
+  EXPECT_EQ(ranks[1]->recv(0, 2, kLong), big);
+  const auto stats = relay->stats();
+  EXPECT_EQ(stats.forwarded, 0u) << "direct traffic went through the relay";
+  EXPECT_EQ(stats.probesOk, 2u);
+  EXPECT_EQ(stats.probesFailed, 0u);
+}
+
+TEST(ZmqDirect, UnreachableAdvertisedEndpointStaysRelayed) {
+  auto relay = startRelay(2, "", Millis(400));
+  auto unreachable = nodeOptions(*relay);
+  unreachable.advertiseEndpoint = "tcp://127.0.0.1:1";  // nobody listens there
+  const auto start = Clock::now();
+  auto ranks = joinAll({unreachable, nodeOptions(*relay, "")});
+  EXPECT_LT(msSince(start), 3000);
+  EXPECT_EQ(ranks[0]->pathTo(1), "relay");
+  EXPECT_EQ(ranks[1]->pathTo(0), "relay");
+  exchangeInOrder(*ranks[0], *ranks[1], 1, 20);
+  exchangeInOrder(*ranks[1], *ranks[0], 1, 20);
+  const auto stats = relay->stats();
+  EXPECT_EQ(stats.forwarded, 40u);
+  EXPECT_EQ(stats.probesOk, 0u);
+  EXPECT_EQ(stats.probesFailed, 1u);
+}
+
+TEST(ZmqDirect, OnlyPairsWithAReachableEndGoDirect) {
+  // Rank 0 accepts direct links; ranks 1 and 2 accept none (behind NAT).
+  auto relay = startRelay(3);
+  auto ranks = joinAll({nodeOptions(*relay), nodeOptions(*relay, ""), nodeOptions(*relay, "")});
+  EXPECT_EQ(ranks[0]->pathTo(1), "direct");
+  EXPECT_EQ(ranks[0]->pathTo(2), "direct");
+  EXPECT_EQ(ranks[1]->pathTo(0), "direct");
+  EXPECT_EQ(ranks[2]->pathTo(0), "direct");
+  EXPECT_EQ(ranks[1]->pathTo(2), "relay");
+  EXPECT_EQ(ranks[2]->pathTo(1), "relay");
+  exchangeInOrder(*ranks[1], *ranks[0], 1, 10);
+  exchangeInOrder(*ranks[0], *ranks[2], 1, 10);
+  EXPECT_EQ(relay->stats().forwarded, 0u);
+  exchangeInOrder(*ranks[1], *ranks[2], 1, 10);
+  exchangeInOrder(*ranks[2], *ranks[1], 1, 10);
+  EXPECT_EQ(relay->stats().forwarded, 20u);
+}
+
+TEST(ZmqDirect, BrokenLinkFallsBackToTheRelayAndOrderHolds) {
+  auto relay = startRelay(2);
+  auto ranks = joinAll({nodeOptions(*relay), nodeOptions(*relay)});
+  ASSERT_EQ(ranks[0]->pathTo(1), "direct");
+  exchangeInOrder(*ranks[0], *ranks[1], 5, 100);
+  exchangeInOrder(*ranks[1], *ranks[0], 5, 100);
+  zmqtesting::breakDirectLinks(*ranks[1]);  // rank 1 accepted the link: its listener closes
+  EXPECT_TRUE(waitForPath(*ranks[1], 0, "relay", Millis(1000)));
+  EXPECT_TRUE(waitForPath(*ranks[0], 1, "relay", Millis(3000)));
+  // The same tag carries on, in order, through the relay.
+  exchangeInOrder(*ranks[0], *ranks[1], 5, 100);
+  exchangeInOrder(*ranks[1], *ranks[0], 5, 100);
+  EXPECT_EQ(relay->stats().forwarded, 200u);
+  EXPECT_TRUE(ranks[0]->isPeerAlive(1));
+  EXPECT_TRUE(ranks[1]->isPeerAlive(0));
+}
+
+TEST(ZmqDirect, LinkBrokenMidStreamDeliversInOrderOrFailsTyped) {
+  // A stream of numbered messages while the link dies under it: every message
+  // that arrives is the next one; frames lost with the link surface as a
+  // typed error naming the sender, never as a silent skip or a hang.
+  auto relay = startRelay(2);
+  auto ranks = joinAll({nodeOptions(*relay), nodeOptions(*relay)});
+  ASSERT_EQ(ranks[0]->pathTo(1), "direct");
+  constexpr int kCount = 3000;
+  std::atomic<bool> broke{false};
+  auto sender = std::async(std::launch::async, [&] {
+    std::vector<std::unique_ptr<MeshRequest>> sends;
+    for (int i = 0; i < kCount; ++i) {
+      sends.push_back(ranks[0]->isend(1, 9, numbered(i, 4096)));
+      if (i == kCount / 3) {
+        zmqtesting::breakDirectLinks(*ranks[0]);
+        broke = true;
+      }
+      if (i % 100 == 0) std::this_thread::sleep_for(Millis(2));
+    }
+  });
+  int received = 0;
+  bool typedError = false;
+  const auto start = Clock::now();
+  try {
+    for (; received < kCount; ++received) {
+      const auto bytes = ranks[1]->recv(0, 9, kLong);
+      ASSERT_EQ(numberOf(bytes), static_cast<std::uint32_t>(received)) << "out of order";
+    }
+  } catch (const MeshPeerLost& e) {
+    typedError = true;
+    EXPECT_EQ(e.peer(), 0);
+    EXPECT_NE(std::string(e.what()).find("never arrived"), std::string::npos) << e.what();
+  }
+  sender.get();
+  EXPECT_TRUE(broke);
+  EXPECT_LT(msSince(start), 9000);
+  if (!typedError) {
+    EXPECT_EQ(received, kCount);
+  }
+  EXPECT_EQ(ranks[0]->pathTo(1), "relay");
+}
+
+TEST(ZmqDirect, LostFrameIsATypedErrorNamingThePeer) {
+  auto relay = startRelay(2);
+  auto ranks = joinAll({nodeOptions(*relay), nodeOptions(*relay)});
+  ranks[0]->send(1, 3, numbered(0), kLong);
+  EXPECT_EQ(numberOf(ranks[1]->recv(0, 3, kLong)), 0u);
+  zmqtesting::skipSequenceNumber(*ranks[0], 1);  // as if frame 1 were lost with a link
+  ranks[0]->send(1, 3, numbered(2), kLong);
+  auto pending = ranks[1]->irecv(0, 3);
+  const auto start = Clock::now();
+  try {
+    pending->wait(kLong);
+    FAIL() << "a recv behind a lost frame succeeded";
+  } catch (const MeshPeerLost& e) {
+    EXPECT_EQ(e.peer(), 0);
+    EXPECT_NE(std::string(e.what()).find("frames 1..1 from rank 0 never arrived"),
+              std::string::npos)
+        << e.what();
+  }
+  const long took = msSince(start);
+  EXPECT_LT(took, 1500 + 1000);  // heartbeatTimeout plus slack, not the recv's 10 s
+  EXPECT_FALSE(ranks[1]->isPeerAlive(0));
+  EXPECT_EQ(ranks[1]->epoch(), 1u);
+}
+
+TEST(ZmqDirect, CurveLinksCarryTrafficWithoutTheRelay) {
+  TempKeys keys;
+  auto relay = startRelay(3, keys.relayKeyFile());
+  ASSERT_FALSE(relay->publicKey().empty());
+  auto ranks = joinAll({nodeOptions(*relay), nodeOptions(*relay), nodeOptions(*relay, "")});
+  EXPECT_EQ(ranks[0]->pathTo(1), "direct");
+  EXPECT_EQ(ranks[2]->pathTo(1), "direct");
+  exchangeInOrder(*ranks[0], *ranks[1], 1, 50, 100000);
+  exchangeInOrder(*ranks[2], *ranks[1], 1, 50);
+  exchangeInOrder(*ranks[1], *ranks[2], 1, 50);
+  EXPECT_EQ(relay->stats().forwarded, 0u);
+  EXPECT_EQ(relay->stats().probesOk, 2u);
+}
+
+TEST(ZmqDirect, StrangersAtAListenerAreRefusedAndIgnored) {
+  // A free port for the listener, so that the stranger knows where to dial.
+  std::string endpoint;
+  {
+    zmq::context_t ctx;
+    zmq::socket_t probe(ctx, zmq::socket_type::router);
+    probe.set(zmq::sockopt::linger, 0);
+    probe.bind(kLoopbackAny);
+    endpoint = probe.get(zmq::sockopt::last_endpoint);
+  }
+  auto relay = startRelay(2);
+  std::vector<std::string> lines;
+  std::mutex linesMu;
+  auto listening = nodeOptions(*relay, endpoint);
+  listening.log = [&](const std::string& line) {
+    std::lock_guard<std::mutex> lock(linesMu);
+    lines.push_back(line);
+  };
+  auto ranks = joinAll({listening, nodeOptions(*relay, "")});
+  ASSERT_EQ(ranks[1]->pathTo(0), "direct");
+
+  zmq::context_t ctx;
+  zmq::socket_t stranger(ctx, zmq::socket_type::dealer);
+  stranger.set(zmq::sockopt::linger, 0);
+  stranger.connect(endpoint);
+  {
+    std::vector<zmq::message_t> hello;
+    const std::uint8_t header[] = {2, 12, 1, 0, 0, 0};  // DIRECT_HELLO claiming rank 1
+    hello.emplace_back(header, sizeof(header));
+    hello.emplace_back(std::string(kRun));
+    hello.emplace_back(std::string("guessed-token"));
+    zmq::send_multipart(stranger, hello);
+  }
+  zmq::pollitem_t items[] = {{stranger.handle(), 0, ZMQ_POLLIN, 0}};
+  zmq::poll(items, 1, kLong);
+  std::vector<zmq::message_t> reply;
+  ASSERT_TRUE(zmq::recv_multipart(stranger, std::back_inserter(reply)));
+  ASSERT_EQ(reply.size(), 2u);
+  EXPECT_EQ(static_cast<const std::uint8_t*>(reply[0].data())[1], 3);  // REJECT
+  EXPECT_NE(reply[1].to_string().find("join token"), std::string::npos) << reply[1].to_string();
+  {
+    // DATA from an unadmitted connection is ignored, not delivered.
+    std::vector<zmq::message_t> data;
+    std::uint8_t header[22] = {2, 5, 1};
+    header[6] = 3;  // tag 3
+    data.emplace_back(header, sizeof(header));
+    data.emplace_back(std::string("forged"));
+    zmq::send_multipart(stranger, data);
+  }
+  // The real rank 1 is unaffected and its frames on tag 3 are the only ones.
+  ranks[1]->send(0, 3, numbered(42), kLong);
+  EXPECT_EQ(numberOf(ranks[0]->recv(1, 3, kLong)), 42u);
+  EXPECT_THROW(ranks[0]->recv(1, 3, Millis(200)), MeshTimeout);
+  EXPECT_EQ(ranks[1]->pathTo(0), "direct");
+  std::lock_guard<std::mutex> lock(linesMu);
+  bool logged = false;
+  for (const auto& line : lines)
+    logged = logged || line.find("refused a direct link") == 0 ||
+             line.find("refused a direct link") != std::string::npos;
+  EXPECT_TRUE(logged);
+}
+
+TEST(ZmqDirect, BadListenOptionsAreUsageErrors) {
+  auto relay = startRelay(1);
+  auto options = nodeOptions(*relay, "tcp://0.0.0.0:0");  // wildcard, nothing to advertise
+  EXPECT_THROW(connectZmqMesh(options), MeshUsageError);  // plaintext off loopback
+  options.allowPlaintext = true;
+  EXPECT_THROW(connectZmqMesh(options), MeshUsageError);  // no dialable endpoint to advertise
+  options = nodeOptions(*relay, "ipc:///tmp/x");
+  EXPECT_THROW(connectZmqMesh(options), MeshUsageError);
+  options = nodeOptions(*relay);
+  options.advertiseEndpoint = "tcp://*:5";
+  EXPECT_THROW(connectZmqMesh(options), MeshUsageError);
+}
+
+MeshBackend zmqDirectBackend() {
+  MeshBackend backend;
+  backend.name = "ZmqDirect";
+  backend.make = [](int worldSize) {
+    static std::unique_ptr<ZmqRelay> relay;  // retired by the next world (see zmq_mesh_test)
+    relay = startRelay(worldSize);
+    ZmqMeshOptions options = nodeOptions(*relay);
+    options.announceLeave = false;  // abort()/kill look like kill -9
+    MeshWorld world;
+    world.ranks = joinAll(std::vector<ZmqMeshOptions>(worldSize, options));
+    for (int r = 0; r < worldSize; ++r) {
+      for (int p = 0; p < worldSize; ++p) {
+        EXPECT_EQ(world.ranks[r]->pathTo(p), p == r ? "self" : "direct");
+      }
+    }
+    return world;
+  };
+  backend.largeMessageBytes = std::size_t{256} << 20;
+  backend.peerLossBound = Millis(2500);
+  return backend;
+}
+
+INSTANTIATE_TEST_SUITE_P(ZmqDirect, MeshConformance, ::testing::Values(zmqDirectBackend()),
+                         meshBackendName);
+
+}  // namespace
+}  // namespace testing
+}  // namespace hearth
