@@ -45,8 +45,8 @@ FlatLayout::FlatLayout(const std::vector<std::string>& names,
     entries_.push_back(FlatEntry{names[i], shapes[i], numel_, numel});
     numel_ += numel;
   }
-  padded_ = roundUp(std::max<std::size_t>(numel_, 1),
-                    static_cast<std::size_t>(worldSize_) * align_);
+  padded_ =
+      roundUp(std::max<std::size_t>(numel_, 1), static_cast<std::size_t>(worldSize_) * align_);
 }
 
 FlatRange FlatLayout::shardRange(int rank) const {
