@@ -41,7 +41,8 @@ inline std::vector<std::shared_ptr<Collectives>> makeGroup(const std::string& ba
   return backend == "gloo" ? glooGroup(world, timeout) : inprocGroup(world);
 }
 
-// Decorator that counts the allreduce calls reaching the backend.
+// Decorator that counts the allreduce, reduce-scatter (dense and sparse) and
+// allgatherInPlace calls reaching the backend; forwards everything.
 class CountingCollectives final : public Collectives {
  public:
   explicit CountingCollectives(std::shared_ptr<Collectives> inner) : inner_(std::move(inner)) {}
@@ -59,10 +60,30 @@ class CountingCollectives final : public Collectives {
                                                         Millis timeout) override {
     return inner_->allgatherBytes(mine, timeout);
   }
+  void reduceScatterSum(float* data, const std::vector<std::size_t>& bounds,
+                        Millis timeout) override {
+    ++reduceScatterCalls;
+    inner_->reduceScatterSum(data, bounds, timeout);
+  }
+  void allgatherInPlace(float* data, const std::vector<std::size_t>& bounds,
+                        Millis timeout) override {
+    ++allgatherCalls;
+    inner_->allgatherInPlace(data, bounds, timeout);
+  }
+  void sparseReduceScatterAdd(const std::vector<std::uint32_t>& indices,
+                              const std::vector<float>& values,
+                              const std::vector<std::size_t>& bounds, float* owned,
+                              Millis timeout) override {
+    ++sparseReduceScatterCalls;
+    inner_->sparseReduceScatterAdd(indices, values, bounds, owned, timeout);
+  }
   void barrier(Millis timeout) override { inner_->barrier(timeout); }
   void abort() override { inner_->abort(); }
 
   std::atomic<int> allreduceCalls{0};
+  std::atomic<int> reduceScatterCalls{0};
+  std::atomic<int> allgatherCalls{0};
+  std::atomic<int> sparseReduceScatterCalls{0};
 
  private:
   std::shared_ptr<Collectives> inner_;

@@ -1,5 +1,8 @@
 // Inproc Collectives backend: ranks are threads sharing one Hub. Every
 // collective is "publish my slot, wait for all, read the slots, wait for all".
+// The bounds-based collectives publish pointers instead of copies: between
+// the two waits each rank reads the other ranks' buffers (only ranges that
+// their owners do not write) and writes only its own.
 #include <algorithm>
 #include <condition_variable>
 #include <cstring>
@@ -13,7 +16,7 @@ namespace {
 
 class Hub {
  public:
-  explicit Hub(int worldSize) : worldSize_(worldSize), slots_(worldSize) {}
+  explicit Hub(int worldSize) : worldSize_(worldSize), slots_(worldSize), pointers_(worldSize) {}
 
   int worldSize() const { return worldSize_; }
 
@@ -23,6 +26,13 @@ class Hub {
     slot.resize(bytes);
     if (bytes > 0) std::memcpy(slot.data(), data, bytes);
   }
+
+  // Publishes a pointer to this rank's argument of a zero-copy collective.
+  void publishPointer(int rank, const void* args) {
+    std::lock_guard<std::mutex> lock(mu_);
+    pointers_[rank] = args;
+  }
+  const void* pointer(int rank) const { return pointers_[rank]; }
 
   // Only valid between the two arriveAndWait calls of a collective: no rank
   // writes its slot then.
@@ -81,6 +91,15 @@ class Hub {
   bool aborted_ = false;
   std::string abortReason_;
   std::vector<std::vector<std::uint8_t>> slots_;
+  std::vector<const void*> pointers_;
+};
+
+// One rank's arguments to a bounds-based collective, shared by pointer.
+struct RangeArgs {
+  float* data = nullptr;
+  const std::vector<std::size_t>* bounds = nullptr;
+  const std::vector<std::uint32_t>* indices = nullptr;
+  const std::vector<float>* values = nullptr;
 };
 
 class InprocCollectives final : public Collectives {
@@ -143,13 +162,124 @@ class InprocCollectives final : public Collectives {
     return all;
   }
 
+  void reduceScatterSum(float* data, const std::vector<std::size_t>& bounds,
+                        Millis timeout) override {
+    const RangeArgs mine{data, &bounds};  // read by the other ranks until the last wait
+    const auto& all = exchange("reduceScatterSum", mine, timeout);
+    // Rank-order sum of our range; other ranks read other ranges of `data`.
+    for (std::size_t i = bounds[rank_]; i < bounds[rank_ + 1]; ++i) {
+      float sum = all[0]->data[i];
+      for (int r = 1; r < worldSize(); ++r) sum += all[r]->data[i];
+      data[i] = sum;
+    }
+    hub_->arriveAndWait(rank_, "reduceScatterSum", timeout);
+  }
+
+  void allgatherInPlace(float* data, const std::vector<std::size_t>& bounds,
+                        Millis timeout) override {
+    const RangeArgs mine{data, &bounds};
+    const auto& all = exchange("allgatherInPlace", mine, timeout);
+    for (int r = 0; r < worldSize(); ++r) {
+      const std::size_t n = bounds[r + 1] - bounds[r];
+      if (r != rank_ && n > 0)
+        std::memcpy(data + bounds[r], all[r]->data + bounds[r], n * sizeof(float));
+    }
+    hub_->arriveAndWait(rank_, "allgatherInPlace", timeout);
+  }
+
+  void sparseReduceScatterAdd(const std::vector<std::uint32_t>& indices,
+                              const std::vector<float>& values,
+                              const std::vector<std::size_t>& bounds, float* owned,
+                              Millis timeout) override {
+    const char* op = "sparseReduceScatterAdd";
+    if (indices.size() != values.size()) {
+      fail(op, std::to_string(indices.size()) + " indices but " + std::to_string(values.size()) +
+                   " values");
+    }
+    for (std::size_t i = 0; i < indices.size(); ++i) {
+      if (i > 0 && indices[i] <= indices[i - 1]) {
+        fail(op, "indices are not strictly increasing at position " + std::to_string(i));
+      }
+    }
+    if (!bounds.empty() && !indices.empty() && indices.back() >= bounds.back()) {
+      fail(op, "index " + std::to_string(indices.back()) + " is outside [0, " +
+                   std::to_string(bounds.back()) + ")");
+    }
+    const RangeArgs mine{owned, &bounds, &indices, &values};
+    const auto& all = exchange(op, mine, timeout);
+    // Per index, the sum over ranks in rank order, then added to `owned`:
+    // merge the ranks' sorted pairs inside our range.
+    const std::size_t lo = bounds[rank_], hi = bounds[rank_ + 1];
+    std::vector<std::size_t> at(worldSize()), end(worldSize());
+    for (int r = 0; r < worldSize(); ++r) {
+      const auto& idx = *all[r]->indices;
+      at[r] = std::lower_bound(idx.begin(), idx.end(), lo) - idx.begin();
+      end[r] = std::lower_bound(idx.begin() + at[r], idx.end(), hi) - idx.begin();
+    }
+    for (;;) {
+      std::size_t next = hi;
+      for (int r = 0; r < worldSize(); ++r) {
+        if (at[r] < end[r]) next = std::min<std::size_t>(next, (*all[r]->indices)[at[r]]);
+      }
+      if (next == hi) break;
+      bool first = true;
+      float sum = 0;
+      for (int r = 0; r < worldSize(); ++r) {
+        if (at[r] == end[r] || (*all[r]->indices)[at[r]] != next) continue;
+        const float v = (*all[r]->values)[at[r]++];
+        sum = first ? v : sum + v;
+        first = false;
+      }
+      owned[next - lo] += sum;
+    }
+    hub_->arriveAndWait(rank_, op, timeout);
+  }
+
   void barrier(Millis timeout) override { hub_->arriveAndWait(rank_, "barrier", timeout); }
 
   void abort() override { hub_->abort("rank " + std::to_string(rank_) + " called abort()"); }
 
  private:
+  [[noreturn]] void fail(const char* op, const std::string& why) {
+    hub_->abort(std::string("usage error in ") + op);
+    throw CollectiveUsageError(std::string("inproc ") + op + ": rank " + std::to_string(rank_) +
+                               ": " + why);
+  }
+
+  void checkBounds(const char* op, const std::vector<std::size_t>& bounds) {
+    const std::size_t want = static_cast<std::size_t>(worldSize()) + 1;
+    if (bounds.size() != want) {
+      fail(op, "bad bounds: " + std::to_string(bounds.size()) + " offsets for a group of " +
+                   std::to_string(worldSize()));
+    }
+    if (bounds[0] != 0) fail(op, "bad bounds: bounds[0] is " + std::to_string(bounds[0]));
+    for (std::size_t i = 1; i < bounds.size(); ++i) {
+      if (bounds[i] < bounds[i - 1]) {
+        fail(op, "bad bounds: they decrease at offset " + std::to_string(i));
+      }
+    }
+  }
+
+  // Validates `mine`, publishes it, waits for every rank, and checks that all
+  // ranks passed the same bounds. Returns every rank's arguments by rank.
+  const std::vector<const RangeArgs*>& exchange(const char* op, const RangeArgs& mine,
+                                                Millis timeout) {
+    checkBounds(op, *mine.bounds);
+    hub_->publishPointer(rank_, &mine);
+    hub_->arriveAndWait(rank_, op, timeout);
+    args_.resize(worldSize());
+    for (int r = 0; r < worldSize(); ++r) {
+      args_[r] = static_cast<const RangeArgs*>(hub_->pointer(r));
+      if (*args_[r]->bounds != *mine.bounds) {
+        fail(op, "rank " + std::to_string(r) + " passed different bounds");
+      }
+    }
+    return args_;
+  }
+
   std::shared_ptr<Hub> hub_;
   const int rank_;
+  std::vector<const RangeArgs*> args_;
 };
 
 }  // namespace

@@ -74,10 +74,24 @@ void bytesToFloats(const MeshBytes& bytes, float* out, std::size_t count);
 // Throws CollectiveUsageError naming the call unless got == want.
 void expectSize(const Call& call, int peer, std::size_t got, std::size_t want);
 
-// Ring reduce-scatter over data[0, count): afterwards data[meshRange(rank)]
-// holds the sum over all ranks. With thenAllgather the ring continues so that
-// all of data holds the sum (allreduce). Uses phases 0 and 1.
-void ringReduce(Call& call, float* data, std::size_t count, bool thenAllgather);
+// Offsets bounds[0..W] of the meshRange() split of n elements.
+std::vector<std::size_t> meshBounds(std::size_t n, int worldSize);
+
+// Throws CollectiveUsageError naming the call unless `bounds` has W + 1
+// non-decreasing offsets starting at 0 (see Collectives::reduceScatterSum).
+void checkBounds(const Call& call, const std::vector<std::size_t>& bounds);
+
+// What ringCollective does over the segments [bounds[s], bounds[s+1]).
+enum class RingWork {
+  kReduceScatter,  // data[segment rank] ends as the sum over all ranks
+  kAllgather,      // every rank ends with every rank's own segment
+  kAllreduce,      // both, pipelined: a finished chunk is gathered at once
+};
+
+// Ring reduce-scatter and/or allgather over data[0, bounds.back()), in place,
+// chunked and pipelined; only chunk-sized temporaries. REQUIRES: checkBounds.
+// Uses phases 0 (reduce) and 1 (gather).
+void ringCollective(Call& call, float* data, const std::vector<std::size_t>& bounds, RingWork work);
 
 // Chain broadcast of data[0, bytes) from root. Uses phase 0.
 void chainBroadcast(Call& call, std::uint8_t* data, std::size_t bytes, int root);
@@ -85,9 +99,15 @@ void chainBroadcast(Call& call, std::uint8_t* data, std::size_t bytes, int root)
 // Ring allgather of variable-size items. Uses phase 0.
 std::vector<MeshBytes> ringAllgather(Call& call, const MeshBytes& mine);
 
-// See MeshCollectives::sparseReduceScatterSum. Uses phase 0.
-std::vector<float> sparseReduceScatter(Call& call, const std::vector<std::uint64_t>& indices,
-                                       const std::vector<float>& values, std::size_t n);
+// Sparse reduce-scatter over [0, bounds.back()) (see
+// Collectives::sparseReduceScatterAdd): adds to owned[0, range of rank) the
+// rank-ordered sum of every rank's values in that range. Index is uint32_t
+// (8-byte pairs on the wire) or uint64_t (12-byte pairs). Validates its
+// arguments (CollectiveUsageError). Uses phase 0.
+template <typename Index>
+void sparseReduceScatterAdd(Call& call, const std::vector<Index>& indices,
+                            const std::vector<float>& values,
+                            const std::vector<std::size_t>& bounds, float* owned);
 
 }  // namespace mesh_detail
 }  // namespace hearth

@@ -73,8 +73,35 @@ void MeshCollectives::run(const char* op, Millis timeout,
 }
 
 void MeshCollectives::allreduceSum(float* data, std::size_t count, Millis timeout) {
-  run("allreduceSum", timeout,
-      [&](mesh_detail::Call& call) { mesh_detail::ringReduce(call, data, count, true); });
+  run("allreduceSum", timeout, [&](mesh_detail::Call& call) {
+    mesh_detail::ringCollective(call, data, mesh_detail::meshBounds(count, worldSize()),
+                                mesh_detail::RingWork::kAllreduce);
+  });
+}
+
+void MeshCollectives::reduceScatterSum(float* data, const std::vector<std::size_t>& bounds,
+                                       Millis timeout) {
+  run("reduceScatterSum", timeout, [&](mesh_detail::Call& call) {
+    mesh_detail::checkBounds(call, bounds);
+    mesh_detail::ringCollective(call, data, bounds, mesh_detail::RingWork::kReduceScatter);
+  });
+}
+
+void MeshCollectives::allgatherInPlace(float* data, const std::vector<std::size_t>& bounds,
+                                       Millis timeout) {
+  run("allgatherInPlace", timeout, [&](mesh_detail::Call& call) {
+    mesh_detail::checkBounds(call, bounds);
+    mesh_detail::ringCollective(call, data, bounds, mesh_detail::RingWork::kAllgather);
+  });
+}
+
+void MeshCollectives::sparseReduceScatterAdd(const std::vector<std::uint32_t>& indices,
+                                             const std::vector<float>& values,
+                                             const std::vector<std::size_t>& bounds, float* owned,
+                                             Millis timeout) {
+  run("sparseReduceScatterAdd", timeout, [&](mesh_detail::Call& call) {
+    mesh_detail::sparseReduceScatterAdd(call, indices, values, bounds, owned);
+  });
 }
 
 void MeshCollectives::broadcast(void* data, std::size_t bytes, int root, Millis timeout) {
@@ -104,24 +131,22 @@ void MeshCollectives::abort() {
   mesh_->abort();
 }
 
+// The two meshRange-split forms below wrap the general ones above.
 std::vector<float> MeshCollectives::reduceScatterSum(const float* data, std::size_t count,
                                                      Millis timeout) {
-  std::vector<float> out;
-  run("reduceScatterSum", timeout, [&](mesh_detail::Call& call) {
-    std::vector<float> work(data, data + count);
-    mesh_detail::ringReduce(call, work.data(), count, false);
-    const MeshRange mine = meshRange(count, worldSize(), rank());
-    out.assign(work.begin() + mine.lo, work.begin() + mine.hi);
-  });
-  return out;
+  std::vector<float> work(data, data + count);  // `data` is const: a working copy
+  reduceScatterSum(work.data(), mesh_detail::meshBounds(count, worldSize()), timeout);
+  const MeshRange mine = meshRange(count, worldSize(), rank());
+  return std::vector<float>(work.begin() + mine.lo, work.begin() + mine.hi);
 }
 
 std::vector<float> MeshCollectives::sparseReduceScatterSum(
     const std::vector<std::uint64_t>& indices, const std::vector<float>& values, std::size_t n,
     Millis timeout) {
-  std::vector<float> out;
+  std::vector<float> out(meshRange(n, worldSize(), rank()).size(), 0.0f);
   run("sparseReduceScatterSum", timeout, [&](mesh_detail::Call& call) {
-    out = mesh_detail::sparseReduceScatter(call, indices, values, n);
+    mesh_detail::sparseReduceScatterAdd(call, indices, values,
+                                        mesh_detail::meshBounds(n, worldSize()), out.data());
   });
   return out;
 }

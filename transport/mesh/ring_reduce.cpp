@@ -1,58 +1,78 @@
-// Ring reduce-scatter (and, continued, ring allreduce) over float buffers,
-// chunked and pipelined: a chunk is forwarded as soon as it has been reduced.
+// Ring reduce-scatter, ring allgather and their pipelined composition (ring
+// allreduce) over float buffers split into segments by `bounds`; chunked: a
+// chunk is forwarded as soon as it has been reduced (or received).
 //
-// Segment s of the buffer is meshRange(count, W, s). In reduce-scatter step k
-// (k = 0 .. W-2) rank r sends segment r-k-1 to r+1 and receives segment r-k-2
-// from r-1, adds its own values and forwards that same chunk in step k+1. After
-// the last step rank r holds the full sum of segment r, formed exactly once,
-// in the order r+1, r+2, ..., r. The allgather phase then circulates the
-// finished segments (step k: send r-k, receive r-k-1), copying only.
+// Segment s is [bounds[s], bounds[s+1]) (possibly empty). In reduce-scatter
+// step k (k = 0 .. W-2) rank r sends segment r-k-1 to r+1 and receives segment
+// r-k-2 from r-1, adds its own values and forwards that same chunk in step
+// k+1. After the last step rank r holds the full sum of segment r, formed
+// exactly once, in the order r+1, r+2, ..., r. The allgather circulates the
+// finished segments (step k: send r-k, receive r-k-1), copying only; in an
+// allreduce its step-0 sends are the chunks the last reduce step finished.
 #include <algorithm>
 
 #include "mesh_call.h"
 
 namespace hearth {
 namespace mesh_detail {
+namespace {
 
-void ringReduce(Call& call, float* data, std::size_t count, bool thenAllgather) {
-  const int worldSize = call.worldSize();
-  const int rank = call.rank();
-  if (worldSize == 1) return;
-  const int left = ringRank(rank - 1, worldSize);
-  const int right = ringRank(rank + 1, worldSize);
-  const std::size_t chunkElems = std::max<std::size_t>(1, call.chunkBytes() / sizeof(float));
-  const MeshTag reduceTag = call.tag(0);
-  const MeshTag gatherTag = call.tag(1);
-  auto segment = [&](int s) { return meshRange(count, worldSize, ringRank(s, worldSize)); };
-  auto sendChunk = [&](MeshTag tag, std::size_t lo, std::size_t n) {
-    call.send(right, tag, floatsToBytes(data + lo, n));
-  };
+struct Ring {
+  Call& call;
+  float* data;
+  const std::vector<std::size_t>& bounds;
+  int rank;
+  int worldSize;
+  int left;
+  int right;
+  std::size_t chunkElems;
 
-  // Reduce-scatter step 0: our own values of segment rank-1.
-  const MeshRange first = segment(rank - 1);
-  for (std::size_t off = 0; off < first.size(); off += chunkElems) {
-    sendChunk(reduceTag, first.lo + off, std::min(chunkElems, first.size() - off));
+  MeshRange segment(int s) const {
+    const int at = ringRank(s, worldSize);
+    return MeshRange{bounds[at], bounds[at + 1]};
   }
-  std::vector<float> incoming(std::min(chunkElems, count));
-  for (int step = 0; step < worldSize - 1; ++step) {
-    const MeshRange seg = segment(rank - step - 2);
-    const bool last = step == worldSize - 2;
+  void sendChunk(MeshTag tag, std::size_t lo, std::size_t n) {
+    call.send(right, tag, floatsToBytes(data + lo, n));
+  }
+  void sendSegment(MeshTag tag, const MeshRange& seg) {
     for (std::size_t off = 0; off < seg.size(); off += chunkElems) {
-      const std::size_t n = std::min(chunkElems, seg.size() - off);
-      const MeshBytes msg = call.recv(left, reduceTag);
-      expectSize(call, left, msg.size(), n * sizeof(float));
-      bytesToFloats(msg, incoming.data(), n);
-      float* dst = data + seg.lo + off;
-      for (std::size_t i = 0; i < n; ++i) dst[i] = incoming[i] + dst[i];
-      if (!last) {
-        sendChunk(reduceTag, seg.lo + off, n);
-      } else if (thenAllgather) {
-        sendChunk(gatherTag, seg.lo + off, n);  // allgather step 0: our finished segment
+      sendChunk(tag, seg.lo + off, std::min(chunkElems, seg.size() - off));
+    }
+  }
+  std::size_t largestSegment() const {
+    std::size_t largest = 0;
+    for (int s = 0; s < worldSize; ++s) largest = std::max(largest, segment(s).size());
+    return largest;
+  }
+
+  // Reduce-scatter; with startGather every finished chunk also goes out on
+  // gatherTag (the allgather's step 0).
+  void reduceScatter(MeshTag reduceTag, bool startGather, MeshTag gatherTag) {
+    sendSegment(reduceTag, segment(rank - 1));  // step 0: our own values
+    std::vector<float> incoming(std::min(chunkElems, largestSegment()));
+    for (int step = 0; step < worldSize - 1; ++step) {
+      const MeshRange seg = segment(rank - step - 2);
+      const bool last = step == worldSize - 2;
+      for (std::size_t off = 0; off < seg.size(); off += chunkElems) {
+        const std::size_t n = std::min(chunkElems, seg.size() - off);
+        const MeshBytes msg = call.recv(left, reduceTag);
+        expectSize(call, left, msg.size(), n * sizeof(float));
+        bytesToFloats(msg, incoming.data(), n);
+        float* dst = data + seg.lo + off;
+        for (std::size_t i = 0; i < n; ++i) dst[i] = incoming[i] + dst[i];
+        if (!last) {
+          sendChunk(reduceTag, seg.lo + off, n);
+        } else if (startGather) {
+          sendChunk(gatherTag, seg.lo + off, n);
+        }
       }
     }
   }
 
-  if (thenAllgather) {
+  // Allgather; step 0's sends (our own segment) already went out unless
+  // sendOwn.
+  void allgather(MeshTag gatherTag, bool sendOwn) {
+    if (sendOwn) sendSegment(gatherTag, segment(rank));
     for (int step = 0; step < worldSize - 1; ++step) {
       const MeshRange seg = segment(rank - step - 1);
       const bool last = step == worldSize - 2;
@@ -64,6 +84,37 @@ void ringReduce(Call& call, float* data, std::size_t count, bool thenAllgather) 
         if (!last) call.send(right, gatherTag, std::move(msg));
       }
     }
+  }
+};
+
+}  // namespace
+
+void ringCollective(Call& call, float* data, const std::vector<std::size_t>& bounds,
+                    RingWork work) {
+  const int worldSize = call.worldSize();
+  const int rank = call.rank();
+  if (worldSize == 1) return;
+  Ring ring{call,
+            data,
+            bounds,
+            rank,
+            worldSize,
+            ringRank(rank - 1, worldSize),
+            ringRank(rank + 1, worldSize),
+            std::max<std::size_t>(1, call.chunkBytes() / sizeof(float))};
+  const MeshTag reduceTag = call.tag(0);
+  const MeshTag gatherTag = call.tag(1);
+  switch (work) {
+    case RingWork::kReduceScatter:
+      ring.reduceScatter(reduceTag, false, gatherTag);
+      break;
+    case RingWork::kAllgather:
+      ring.allgather(gatherTag, true);
+      break;
+    case RingWork::kAllreduce:
+      ring.reduceScatter(reduceTag, true, gatherTag);
+      ring.allgather(gatherTag, false);
+      break;
   }
   call.finishSends();
 }

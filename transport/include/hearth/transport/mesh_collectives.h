@@ -12,7 +12,9 @@
 // - Results are bitwise identical on every rank: each element of an allreduce
 //   is summed exactly once, by the rank that owns its range, in a fixed ring
 //   order, and then copied to everybody.
-// - Ranges: a buffer of n elements is split over W ranks by meshRange(): rank r
+// - Ranges: reduceScatterSum/allgatherInPlace/sparseReduceScatterAdd take the
+//   caller's `bounds` (collectives.h). allreduceSum and the two older
+//   meshRange forms split a buffer of n elements over W ranks by meshRange(): rank r
 //   owns [lo_r, hi_r) where the first n % W ranks get floor(n / W) + 1 elements
 //   and the others floor(n / W). Ranges may be empty (n < W).
 // - Chunking: payloads are cut into messages of at most options.chunkBytes
@@ -107,8 +109,22 @@ class MeshCollectives final : public Collectives {
   void barrier(Millis timeout) override;
   void abort() override;
 
+  // The Collectives contracts, over arbitrary `bounds`: ring reduce-scatter
+  // and ring allgather (the two halves of allreduceSum), in place, chunked
+  // and pipelined, with only chunk-sized temporaries; sparse pairs travel as
+  // 8 bytes (u32 index, f32 value), summed per index in rank order.
+  void reduceScatterSum(float* data, const std::vector<std::size_t>& bounds,
+                        Millis timeout) override;
+  void allgatherInPlace(float* data, const std::vector<std::size_t>& bounds,
+                        Millis timeout) override;
+  void sparseReduceScatterAdd(const std::vector<std::uint32_t>& indices,
+                              const std::vector<float>& values,
+                              const std::vector<std::size_t>& bounds, float* owned,
+                              Millis timeout) override;
+
   // Dense reduce-scatter: every rank passes `count` floats; returns the sum
-  // over all ranks of the elements of meshRange(count, W, rank()).
+  // over all ranks of the elements of meshRange(count, W, rank()). A wrapper
+  // of reduceScatterSum(bounds) on a copy of `data`.
   std::vector<float> reduceScatterSum(const float* data, std::size_t count, Millis timeout);
 
   // Sparse reduce-scatter over a dense length n: every rank passes pairs
@@ -116,7 +132,8 @@ class MeshCollectives final : public Collectives {
   // duplicates). Returns, as a dense vector over meshRange(n, W, rank()), the
   // sum over all ranks of the values whose index falls in that range (absent
   // entries count as 0; summed in rank order). Each rank sends each owner only
-  // the pairs in the owner's range: 12 bytes per pair, O(k) per rank.
+  // the pairs in the owner's range: 12 bytes per pair, O(k) per rank. The
+  // same code as sparseReduceScatterAdd(), with 64-bit indices.
   std::vector<float> sparseReduceScatterSum(const std::vector<std::uint64_t>& indices,
                                             const std::vector<float>& values, std::size_t n,
                                             Millis timeout);
