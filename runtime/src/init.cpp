@@ -52,6 +52,25 @@ std::string envOr(const std::string& value, const char* name) {
   return fromEnv == nullptr ? "" : fromEnv;
 }
 
+// "tcp://HOST:PORT" with PORT + offset (several workers of one host each
+// listen on their own port); other forms are returned unchanged.
+std::string offsetPort(const std::string& endpoint, int offset) {
+  const auto colon = endpoint.rfind(':');
+  if (offset == 0 || colon == std::string::npos || colon + 1 >= endpoint.size()) return endpoint;
+  const std::string port = endpoint.substr(colon + 1);
+  if (port.find_first_not_of("0123456789") != std::string::npos || port.size() > 5) {
+    return endpoint;
+  }
+  const long value = std::stol(port);
+  if (value == 0) return endpoint;  // an ephemeral port stays ephemeral
+  return endpoint.substr(0, colon + 1) + std::to_string(value + offset);
+}
+
+std::string withScheme(const std::string& endpoint) {
+  if (endpoint.empty() || endpoint.find("://") != std::string::npos) return endpoint;
+  return "tcp://" + endpoint;
+}
+
 std::shared_ptr<Collectives> connectHearth(const LaunchEnv& env, const InitOptions& options) {
   ZmqMeshOptions mesh;
   mesh.relayEndpoint = envOr(options.relay, "HEARTH_RELAY");
@@ -79,6 +98,11 @@ std::shared_ptr<Collectives> connectHearth(const LaunchEnv& env, const InitOptio
   }
   mesh.curveSecretKeyFile = envOr("", "HEARTH_NODE_KEY");
   mesh.allowPlaintext = envOr("", "HEARTH_ALLOW_PLAINTEXT") == "1";
+  // Direct links (docs/transport_protocol.md): accept peers on HEARTH_LISTEN,
+  // advertised as HEARTH_ADVERTISE (e.g. a router's forwarded port); worker
+  // LOCAL_RANK uses port + LOCAL_RANK of both.
+  mesh.listenEndpoint = offsetPort(withScheme(envOr("", "HEARTH_LISTEN")), env.localRank);
+  mesh.advertiseEndpoint = offsetPort(withScheme(envOr("", "HEARTH_ADVERTISE")), env.localRank);
   std::shared_ptr<Mesh> joined = connectZmqMesh(mesh);
   if (joined->worldSize() != env.worldSize || joined->rank() != env.rank) {
     throw LaunchEnvError("init: the relay's run has " + std::to_string(joined->worldSize()) +
@@ -86,6 +110,11 @@ std::shared_ptr<Collectives> connectHearth(const LaunchEnv& env, const InitOptio
                          ", but WORLD_SIZE=" + std::to_string(env.worldSize) +
                          " and RANK=" + std::to_string(env.rank));
   }
+  std::string paths;
+  for (int p = 0; p < joined->worldSize(); ++p) {
+    paths += (p == 0 ? "" : " ") + std::to_string(p) + "=" + joined->pathTo(p);
+  }
+  logInfo("hearth transport: rank " + std::to_string(env.rank) + " paths: " + paths);
   return makeMeshCollectives(std::move(joined), MeshCollectivesOptions{});
 }
 
