@@ -60,6 +60,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "hearth/shard/flat_layout.h"
@@ -147,6 +148,18 @@ class ZeroEngine {
   // model order, full size even where stage 3 shards it. For evaluation,
   // tests and saving a whole model.
   std::vector<at::Tensor> fullParameters();
+
+  // Sharded checkpoints (shard_checkpoint.h, docs/checkpoints.md). Collective.
+  // Every rank saves, per parameter group g, its shard (parameters, optimizer
+  // state, step, RNG state) into dir/group-<g>/ atomically; rank 0 writes the
+  // manifests after a barrier, so a checkpoint without them is incomplete.
+  void saveCheckpoint(const std::string& dir, std::int64_t step);
+  // Loads a checkpoint written by an engine with the same model and grouping
+  // (stage, units, persistBelowNumel) at ANY world size: each group's slices
+  // are resharded to this world size. Returns the saved step. A corrupt,
+  // incomplete or mismatched checkpoint throws ShardCheckpointError naming
+  // the file, before anything is modified.
+  std::int64_t loadCheckpoint(const std::string& dir);
 
   struct Impl;
 
