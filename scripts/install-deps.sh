@@ -14,6 +14,7 @@ PACKAGES=(
   clang-format clang-tidy
   clang libclang-rt-14-dev   # libFuzzer for the payload decoder fuzz test
   iproute2 iptables procps python3
+  tcpdump   # the NAT test bed checks that the traffic on the wire is not plaintext
 )
 
 SUDO=""

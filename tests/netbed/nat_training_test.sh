@@ -7,10 +7,15 @@
 # listens there (HEARTH_LISTEN / HEARTH_ADVERTISE): the relay probes it, the
 # other three dial it directly, and the pairs among homes 1, 3, 4 stay
 # relayed; each worker logs its paths, which are checked.
+# Everything runs with CURVE: keys from `hearth keygen` (relay and one per
+# home, the relay admits only the homes' keys), and a capture on the public
+# bridge (tcpdump) must not contain the run id or the join token in clear.
 # Exits 77 (skipped, one line saying why) without root/ip/iptables.
 #   nat_training_test.sh RELAY HEARTHRUN EQUIVALENCE_WORKER CHARLM
 set -euo pipefail
 relay=$1 hearthrun=$2 worker=$3 charlm=$4
+# hearth keygen: the `hearth` tool of the same build, unless HEARTH_TOOL says otherwise.
+tool=${HEARTH_TOOL:-$(cd "$(dirname "$relay")/.." && pwd)/runtime/hearth}
 here=$(cd "$(dirname "$0")" && pwd)
 bed="$here/../../scripts/netbed.sh"
 homes=4
@@ -27,17 +32,24 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
-export HEARTH_JOIN_TOKEN="nat-test-$$"
-# The test bed's 198.18.0.0/15 addresses are not loopback, so plaintext must be
-# allowed explicitly on both ends (docs/security.md); CURVE is tested in
-# tests/transport/zmq_curve_test.cpp.
-export HEARTH_ALLOW_PLAINTEXT=1
+export HEARTH_JOIN_TOKEN="nat-test-token-$$"
 fail() { echo "FAIL: $*"; exit 1; }
+command -v tcpdump >/dev/null 2>&1 ||
+  { echo "nat_training_test: skipped: tcpdump not found (scripts/install-deps.sh)"; exit 77; }
+[ -x "$tool" ] || fail "hearth tool not found at $tool (set HEARTH_TOOL)"
+
+# CURVE keys (docs/security.md): the relay's, and one per home on the allowlist.
+unset HEARTH_ALLOW_PLAINTEXT
+"$tool" keygen --out "$work/relay" >/dev/null 2>&1
+for i in $(seq 1 $homes); do "$tool" keygen --out "$work/home$i" >/dev/null 2>&1; done
+cat "$work"/home*.pub >"$work/nodes.allow"
+export HEARTH_RELAY_PUBLIC_KEY="$work/relay.pub"
 
 run_across_homes() {  # run_id, then the worker command line
   local run=$1; shift
   bash "$bed" exec pub "$relay" --bind tcp://198.18.0.1:29600 --run-id "$run" \
-    --world-size $homes --token-env HEARTH_JOIN_TOKEN --allow-plaintext >"$work/relay-$run.log" 2>&1 &
+    --world-size $homes --token-env HEARTH_JOIN_TOKEN --curve-secret-key "$work/relay.key" \
+    --allow-keys "$work/nodes.allow" >"$work/relay-$run.log" 2>&1 &
   relay_pid=$!
   sleep 0.5
   local pids=()
@@ -46,7 +58,7 @@ run_across_homes() {  # run_id, then the worker command line
     if [ "$i" = 2 ]; then  # reachable: router 2 forwards 30000:30999 to it
       listen=tcp://198.19.2.2:30000 advertise=tcp://198.18.0.12:30000
     fi
-    HEARTH_LISTEN=$listen HEARTH_ADVERTISE=$advertise \
+    HEARTH_LISTEN=$listen HEARTH_ADVERTISE=$advertise HEARTH_NODE_KEY="$work/home$i.key" \
     bash "$bed" exec "home$i" "$hearthrun" --nnodes $homes --node-rank $((i - 1)) \
       --nproc-per-node 1 --rdzv-backend hearth --rdzv-endpoint 198.18.0.1:29600 \
       --rdzv-id "$run" "$@" >"$work/$run-home$i.log" 2>&1 &
@@ -74,12 +86,34 @@ check_paths() {  # run_id
     fail "$run: the relay did not find home2 reachable: $(grep -h probe "$work/relay-$run.log")"
 }
 
+# Capture the public side ("the internet") during the first run.
+bash "$bed" exec pub tcpdump -i hbbr0 -U -s 0 -w "$work/wire.pcap" tcp >"$work/tcpdump.log" 2>&1 &
+tcpdump_pid=$!
+sleep 1
 run_across_homes equivalence "$worker" sgd 1 ||
   fail "equivalence across NAT: $(tail -n 5 "$work"/equivalence-home*.log)"
+sleep 0.5
+kill -INT "$tcpdump_pid" 2>/dev/null || true
+wait "$tcpdump_pid" 2>/dev/null || true
 grep -h "max |dp - reference|" "$work"/equivalence-home*.log
 check_paths equivalence
 echo "ok: 4 NAT'ed homes train equal to a single process"
 echo "ok: reachable home2 has direct links to all; the others stay relayed among themselves"
+
+# The wire: relay traffic (port 29600) and direct links (30000) were captured,
+# and neither the run id nor the join token (sent in HELLO and DIRECT_HELLO)
+# appears in clear: everything is CURVE-encrypted.
+relay_packets=$(tcpdump -r "$work/wire.pcap" -nn 'tcp port 29600' 2>/dev/null | wc -l)
+direct_packets=$(tcpdump -r "$work/wire.pcap" -nn 'tcp port 30000' 2>/dev/null | wc -l)
+captured=$(stat -c %s "$work/wire.pcap")
+[ "$relay_packets" -gt 100 ] && [ "$direct_packets" -gt 100 ] ||
+  fail "capture too small: $relay_packets relay, $direct_packets direct packets ($(cat "$work/tcpdump.log"))"
+for marker in "$HEARTH_JOIN_TOKEN" equivalence; do
+  if grep -aqF -- "$marker" "$work/wire.pcap"; then fail "'$marker' travels in plaintext"; fi
+done
+grep -q "joined as rank" "$work/relay-equivalence.log" || fail "relay log without joins"
+echo "ok: CURVE on the wire: $captured bytes captured ($relay_packets relay and" \
+     "$direct_packets direct-link packets), no run id or join token in clear"
 
 for codec in none dgc; do
   run_across_homes "lm-$codec" "$charlm" --steps 150 --set compression.codec=$codec \
@@ -91,4 +125,4 @@ for codec in none dgc; do
   check_paths "lm-$codec"
   echo "ok: char-LM ($codec) across 4 NAT'ed homes: held-out/unigram = $ratio"
 done
-echo "nat_training_test: 4 passed, 0 failed"
+echo "nat_training_test: 5 passed, 0 failed"
