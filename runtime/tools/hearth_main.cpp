@@ -7,7 +7,11 @@
 //   hearth keygen --out PREFIX [--force]
 //                                     write a CURVE keypair: PREFIX.key (secret,
 //                                     mode 0600) and PREFIX.pub; print the public key
-// Exit codes: 0 ok, 1 invalid payload, 2 invalid input or usage.
+//   hearth consolidate DIR OUT [--force]
+//                                     merge a sharded ZeRO checkpoint directory into one
+//                                     LibTorch file of named parameters (docs/checkpoints.md)
+// Exit codes: 0 ok, 1 invalid payload, 2 invalid input or usage (including an
+// invalid checkpoint or an output that cannot be written).
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
@@ -19,6 +23,7 @@
 #include "hearth/compress/inspect.h"
 #include "hearth/compress/registry.h"
 #include "hearth/runtime/engine_schema.h"
+#include "hearth/shard/shard_checkpoint.h"
 #include "hearth/transport/curve_keys.h"
 
 namespace {
@@ -81,6 +86,33 @@ int keygen(const std::string& prefix, bool force) {
   }
 }
 
+int consolidateCheckpoint(const std::string& dir, const std::string& out, bool force) {
+  std::error_code error;
+  if (!std::filesystem::is_directory(dir, error)) {
+    std::fprintf(stderr, "hearth consolidate: '%s' is not a directory\n", dir.c_str());
+    return 2;
+  }
+  if (!force && std::filesystem::exists(out, error)) {
+    std::fprintf(stderr, "hearth consolidate: '%s' exists; refusing to overwrite it (--force)\n",
+                 out.c_str());
+    return 2;
+  }
+  try {
+    const hearth::CheckpointSet set(dir);
+    hearth::consolidate(set, out);
+    std::fprintf(stderr,
+                 "hearth consolidate: wrote %s: %zu parameters, %zu elements, step %lld, "
+                 "checkpoint id %llu, from %d shards\n",
+                 out.c_str(), set.layout().entries().size(), set.layout().numel(),
+                 static_cast<long long>(set.step()),
+                 static_cast<unsigned long long>(set.checkpointId()), set.worldSize());
+    return 0;
+  } catch (const hearth::ShardCheckpointError& e) {
+    std::fprintf(stderr, "hearth consolidate: %s\n", e.what());
+    return 2;
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -113,7 +145,29 @@ int main(int argc, char** argv) {
       ->required();
   keygenCommand->add_flag("--force", keyForce, "Overwrite existing key files");
 
-  CLI11_PARSE(app, argc, argv);
+  auto* consolidateCommand = app.add_subcommand(
+      "consolidate",
+      "Merge a sharded (ZeRO) checkpoint directory into one LibTorch file: every parameter "
+      "as a named tensor of its original shape, loadable with torch::load");
+  std::string checkpointDir;
+  std::string consolidatedPath;
+  bool consolidateForce = false;
+  consolidateCommand
+      ->add_option("dir", checkpointDir, "Checkpoint directory (manifest.json + shard-*-of-*.hsc)")
+      ->required();
+  consolidateCommand->add_option("out", consolidatedPath, "Output file (LibTorch archive)")
+      ->required();
+  consolidateCommand->add_flag("--force", consolidateForce, "Overwrite an existing output file");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    // --help and friends exit 0; a usage error is exit code 2 (see the top).
+    return app.exit(e) == 0 ? 0 : 2;
+  }
+  if (consolidateCommand->parsed()) {
+    return consolidateCheckpoint(checkpointDir, consolidatedPath, consolidateForce);
+  }
   if (keygenCommand->parsed()) return keygen(keyPrefix, keyForce);
   if (inspectCommand->parsed()) return inspect(payloadPath, numel);
   if (codecsCommand->parsed()) {

@@ -249,6 +249,10 @@ struct ReshardCase {
   int newWorld;
 };
 
+void PrintTo(const ReshardCase& c, std::ostream* os) {
+  *os << c.oldWorld << " -> " << c.newWorld;
+}
+
 class Reshard : public ::testing::TestWithParam<ReshardCase> {};
 
 TEST_P(Reshard, ReconstructsTheSameGlobalData) {
@@ -658,6 +662,43 @@ TEST(ShardCheckpoint, FullFilesystemFailsCleanlyAndKeepsThePreviousCheckpoint) {
     EXPECT_TRUE(
         at::equal(set.readGlobal(name, {0, small.numel()}), globalData(name, small.numel())));
   }
+}
+
+}  // namespace
+}  // namespace hearth
+
+// --- fixtures for tests/tools/consolidate_test.sh ---------------------------
+// Disabled: the tools test runs them with --gtest_also_run_disabled_tests and
+// HEARTH_CKPT_FIXTURE set to a directory (write) or a consolidated file (verify).
+
+namespace hearth {
+namespace {
+
+std::string fixtureEnv() {
+  const char* value = std::getenv("HEARTH_CKPT_FIXTURE");
+  return value == nullptr ? std::string() : std::string(value);
+}
+
+TEST(ShardCheckpointToolFixture, DISABLED_WriteCheckpoint) {
+  const std::string dir = fixtureEnv();
+  if (dir.empty()) GTEST_SKIP() << "HEARTH_CKPT_FIXTURE is not set";
+  Net net;
+  saveModuleSet(dir, net);  // world 3, step 5, checkpoint id 99
+}
+
+TEST(ShardCheckpointToolFixture, DISABLED_VerifyConsolidated) {
+  const std::string file = fixtureEnv();
+  if (file.empty()) GTEST_SKIP() << "HEARTH_CKPT_FIXTURE is not set";
+  auto loaded = std::make_shared<Net>();
+  torch::load(loaded, file);
+  Net reference;
+  std::vector<std::string> names;
+  std::vector<std::vector<std::int64_t>> shapes;
+  for (const auto& p : reference.named_parameters()) {
+    names.push_back(p.key());
+    shapes.push_back(p.value().sizes().vec());
+  }
+  expectModuleHoldsGlobal(*loaded, FlatLayout(names, shapes, 3, 4));
 }
 
 }  // namespace
