@@ -80,18 +80,19 @@ class Collectives {
   // [bounds[r], bounds[r+1]) (ranges may be empty). Every rank passes the same
   // bounds. On return data[bounds[rank()], bounds[rank()+1]) holds the sum over
   // all ranks of that range; the other elements of `data` are unspecified
-  // (implementations use them as scratch). Each rank sends about
-  // (W-1)/W x count floats (ring), never a full allreduce.
-  virtual void reduceScatterSum(float* data, const std::vector<std::size_t>& bounds,
-                                Millis timeout) {
+  // (implementations use them as scratch). With a ring, each rank sends the
+  // elements outside its own range once ((W-1)/W x count for even bounds),
+  // never a full allreduce.
+  virtual void reduceScatterSum(float* /*data*/, const std::vector<std::size_t>& /*bounds*/,
+                                Millis /*timeout*/) {
     unsupported("reduceScatterSum");
   }
 
   // Dense in-place allgather over the same kind of `bounds`: every rank
   // contributes data[bounds[rank()], bounds[rank()+1]); on return every rank's
   // `data` holds all ranges. Each rank receives (W-1)/W x count floats.
-  virtual void allgatherInPlace(float* data, const std::vector<std::size_t>& bounds,
-                                Millis timeout) {
+  virtual void allgatherInPlace(float* /*data*/, const std::vector<std::size_t>& /*bounds*/,
+                                Millis /*timeout*/) {
     unsupported("allgatherInPlace");
   }
 
@@ -102,10 +103,10 @@ class Collectives {
   // element, the sum over all ranks (in rank order) of the values at that
   // index. Each rank sends each owner only the pairs in the owner's range
   // (index + value), so the volume per rank stays O(k) as W grows.
-  virtual void sparseReduceScatterAdd(const std::vector<std::uint32_t>& indices,
-                                      const std::vector<float>& values,
-                                      const std::vector<std::size_t>& bounds, float* owned,
-                                      Millis timeout) {
+  virtual void sparseReduceScatterAdd(const std::vector<std::uint32_t>& /*indices*/,
+                                      const std::vector<float>& /*values*/,
+                                      const std::vector<std::size_t>& /*bounds*/, float* /*owned*/,
+                                      Millis /*timeout*/) {
     unsupported("sparseReduceScatterAdd");
   }
 
