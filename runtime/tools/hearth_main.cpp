@@ -110,6 +110,9 @@ int consolidateCheckpoint(const std::string& dir, const std::string& out, bool f
   } catch (const hearth::ShardCheckpointError& e) {
     std::fprintf(stderr, "hearth consolidate: %s\n", e.what());
     return 2;
+  } catch (const std::exception& e) {  // out of memory, a LibTorch error
+    std::fprintf(stderr, "hearth consolidate: %s: %s\n", dir.c_str(), e.what());
+    return 2;
   }
 }
 

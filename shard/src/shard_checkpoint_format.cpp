@@ -207,7 +207,9 @@ ShardHeader decodeHeader(const std::uint8_t* json, std::size_t size, const Pream
   if (worldSize == 0 || unsignedField(layoutJson, "world_size", kMaxWorldSize) != worldSize) {
     throw FormatError("header 'world_size' does not match its layout");
   }
-  unsignedField(layoutJson, "align", kMaxElements);
+  // world x align bounds the padding; keep it far from overflow (and from 0).
+  const std::uint64_t align = unsignedField(layoutJson, "align", kMaxElements / worldSize);
+  if (align == 0) throw FormatError("layout 'align' is zero");
   try {
     header.layout = FlatLayout::fromJson(layoutJson);
   } catch (const std::invalid_argument& e) {

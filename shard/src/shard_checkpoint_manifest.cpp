@@ -61,7 +61,7 @@ Manifest readManifest(const std::string& dir) {
   } catch (const nlohmann::json::exception& e) {
     throw bad(std::string("not valid JSON: ") + e.what());
   }
-  if (!json.is_object() || json.value("format", "") != kManifestFormat) {
+  if (!json.is_object() || !json.contains("format") || json["format"] != kManifestFormat) {
     throw bad("not a hearth checkpoint manifest");
   }
   if (!json.contains("version") || json["version"] != kManifestVersion) {
