@@ -26,6 +26,9 @@ std::string shardFileName(int rank, int worldSize) {
 
 void saveShard(const std::string& dir, const ShardState& state) {
   const FlatLayout& layout = state.layout;
+  if (layout.paddedNumel() == 0) {
+    throw ShardCheckpointError("saveShard: the state has a default-constructed layout");
+  }
   if (state.rank < 0 || state.rank >= layout.worldSize()) {
     throw ShardCheckpointError("saveShard: rank " + std::to_string(state.rank) +
                                " is not in the layout's world of " +

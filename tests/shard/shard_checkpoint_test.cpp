@@ -228,6 +228,7 @@ TEST(ShardCheckpoint, SaveRejectsAnInvalidState) {
   state = makeState(testLayout(4), 1, 1, 1);
   state.rank = 4;
   EXPECT_THROW(saveShard(dir.path(), state), ShardCheckpointError);
+  EXPECT_THROW(saveShard(dir.path(), ShardState{}), ShardCheckpointError);
   EXPECT_FALSE(fs::exists(path));
 }
 
@@ -463,6 +464,26 @@ TEST(ShardCheckpointHostile, CorruptedBinaryFieldsAreRejected) {
     bytes[flip.offset] ^= flip.mask;
     writeBytes(path, bytes);
     expectRejected([&] { loadShard(path); }, path, flip.what);
+  }
+}
+
+TEST(ShardCheckpointHostile, EverySingleByteFlipIsRejected) {
+  // Every byte is covered by a check: preamble and trailer fields, the header
+  // and section CRC32Cs, and zero padding.
+  TempDir dir;
+  ShardState state;
+  state.layout = FlatLayout({"w", "b"}, {{4, 3}, {5}}, 2, 4);
+  state.rank = 1;
+  state.slices["param"] = at::arange(5, at::kFloat);  // [12, 17)
+  state.blobs["rng"] = {9, 8, 7};
+  saveShard(dir.path(), state);
+  const std::string path = dir / shardFileName(1, 2);
+  const std::vector<std::uint8_t> good = readBytes(path);
+  for (std::size_t at = 0; at < good.size(); ++at) {
+    std::vector<std::uint8_t> bytes = good;
+    bytes[at] ^= static_cast<std::uint8_t>(1u << (at % 8));
+    writeBytes(path, bytes);
+    expectRejected([&] { loadShard(path); }, path, "flip at byte " + std::to_string(at));
   }
 }
 
