@@ -268,6 +268,59 @@ TEST(ZmqDirect, LostFrameIsATypedErrorNamingThePeer) {
   EXPECT_EQ(ranks[1]->epoch(), 1u);
 }
 
+TEST(ZmqDirect, FenceRevealsFramesLostWithALinkEvenWithoutLaterFrames) {
+  auto relay = startRelay(2);
+  auto ranks = joinAll({nodeOptions(*relay), nodeOptions(*relay)});
+  ranks[0]->send(1, 3, numbered(0), kLong);
+  EXPECT_EQ(numberOf(ranks[1]->recv(0, 3, kLong)), 0u);
+  auto pending = ranks[1]->irecv(0, 3);
+  zmqtesting::skipSequenceNumber(*ranks[0], 1);  // frame 1 "was sent" on the link and lost
+  std::this_thread::sleep_for(Millis(200));      // (applied by rank 0's I/O thread)
+  zmqtesting::breakDirectLinks(*ranks[0]);       // the FENCE through the relay says 2 were sent
+  try {
+    pending->wait(kLong);
+    FAIL() << "a recv behind a lost frame succeeded";
+  } catch (const MeshPeerLost& e) {
+    EXPECT_EQ(e.peer(), 0);
+    EXPECT_NE(std::string(e.what()).find("frames 1..1 from rank 0 never arrived"),
+              std::string::npos)
+        << e.what();
+  }
+}
+
+TEST(ZmqDirect, RelayRestartKeepsDirectLinksAndRelayedPairsCarryOn) {
+  auto relay = startRelay(3);
+  const std::string endpoint = relay->endpoint();
+  std::vector<ZmqMeshOptions> options = {nodeOptions(*relay), nodeOptions(*relay, ""),
+                                         nodeOptions(*relay, "")};
+  auto ranks = joinAll(options);
+  ASSERT_EQ(ranks[1]->pathTo(0), "direct");
+  ASSERT_EQ(ranks[1]->pathTo(2), "relay");
+  exchangeInOrder(*ranks[1], *ranks[2], 4, 20);
+  relay.reset();
+  // Direct links do not need the relay.
+  exchangeInOrder(*ranks[1], *ranks[0], 4, 20);
+  // Relayed traffic issued while no relay runs waits and arrives after the restart.
+  std::vector<std::unique_ptr<MeshRequest>> sends;
+  for (int i = 20; i < 40; ++i) sends.push_back(ranks[1]->isend(2, 4, numbered(i)));
+  std::this_thread::sleep_for(Millis(300));
+  ZmqRelayOptions again;
+  again.bindEndpoint = endpoint;
+  again.runId = kRun;
+  again.worldSize = 3;
+  again.joinToken = kToken;
+  again.log = [](const std::string&) {};
+  relay = std::make_unique<ZmqRelay>(again);
+  relay->start();
+  for (int i = 20; i < 40; ++i) {
+    EXPECT_EQ(numberOf(ranks[2]->recv(1, 4, kLong)), static_cast<std::uint32_t>(i));
+  }
+  exchangeInOrder(*ranks[2], *ranks[1], 4, 20);
+  EXPECT_EQ(ranks[1]->pathTo(0), "direct");
+  EXPECT_EQ(ranks[2]->pathTo(1), "relay");
+  for (int r = 0; r < 3; ++r) EXPECT_EQ(ranks[r]->epoch(), 0u);
+}
+
 TEST(ZmqDirect, CurveLinksCarryTrafficWithoutTheRelay) {
   TempKeys keys;
   auto relay = startRelay(3, keys.relayKeyFile());

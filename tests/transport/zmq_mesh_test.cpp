@@ -17,6 +17,7 @@
 #include <mutex>
 #include <thread>
 
+#include "hearth/transport/mesh_collectives.h"
 #include "hearth/transport/zmq_mesh.h"
 #include "hearth/transport/zmq_relay.h"
 #include "mesh_conformance.h"
@@ -40,8 +41,10 @@ std::string stringOf(const MeshBytes& b) {
   return std::string(b.begin(), b.end());
 }
 
-std::unique_ptr<ZmqRelay> startRelay(int worldSize, Millis heartbeatTimeout = Millis(1500)) {
+std::unique_ptr<ZmqRelay> startRelay(int worldSize, Millis heartbeatTimeout = Millis(1500),
+                                     const std::string& bind = "tcp://127.0.0.1:0") {
   ZmqRelayOptions options;
+  options.bindEndpoint = bind;
   options.runId = kRun;
   options.worldSize = worldSize;
   options.joinToken = kToken;
@@ -60,6 +63,7 @@ ZmqMeshOptions nodeOptions(const ZmqRelay& relay) {
   options.joinTimeout = Millis(10000);
   options.heartbeatInterval = Millis(100);
   options.heartbeatTimeout = Millis(1500);
+  options.log = [](const std::string&) {};
   return options;
 }
 
@@ -294,6 +298,7 @@ TEST(ZmqRelay, RelayThatDisappearsFailsPendingCallsWithinTheBound) {
   auto relay = startRelay(2);
   ZmqMeshOptions options = nodeOptions(*relay);
   options.heartbeatTimeout = Millis(800);
+  options.relayReconnectTimeout = Millis(0);  // no reconnect: the relay is lost at once
   auto ranks = joinAll(2, options);
   auto pending = ranks[0]->irecv(1, 0);
   const auto start = Clock::now();
@@ -314,6 +319,81 @@ TEST(ZmqRelay, RelayThatDisappearsFailsPendingCallsWithinTheBound) {
   // Sends to self still work.
   ranks[0]->send(0, 0, bytesOf("me"), kLong);
   EXPECT_EQ(stringOf(ranks[0]->recv(0, 0, kLong)), "me");
+}
+
+// ---- relay restarts ----
+
+// Allreduce of rank-unique data on every rank at once; checks the sum.
+void allreduceEverywhere(std::vector<std::unique_ptr<MeshCollectives>>& colls, std::size_t n,
+                         Millis timeout) {
+  const int world = static_cast<int>(colls.size());
+  std::vector<std::future<void>> runs;
+  for (int r = 0; r < world; ++r) {
+    runs.push_back(std::async(std::launch::async, [&, r] {
+      std::vector<float> data(n, float(r + 1));
+      colls[r]->allreduceSum(data.data(), n, timeout);
+      const float want = float(world) * float(world + 1) / 2;
+      for (float v : data) {
+        if (v != want) throw std::runtime_error("wrong allreduce sum on rank " + std::to_string(r));
+      }
+    }));
+  }
+  for (auto& run : runs) run.get();
+}
+
+TEST(ZmqRelayRestart, NodesRejoinARestartedRelayAndCollectivesCarryOn) {
+  auto relay = startRelay(3);
+  const std::string endpoint = relay->endpoint();
+  ZmqMeshOptions options = nodeOptions(*relay);
+  options.relayReconnectTimeout = Millis(10000);
+  std::vector<std::string> lines;
+  std::mutex linesMu;
+  options.log = [&](const std::string& line) {
+    std::lock_guard<std::mutex> lock(linesMu);
+    lines.push_back(line);
+  };
+  auto ranks = joinAll(3, options);
+  std::vector<std::unique_ptr<MeshCollectives>> colls;
+  for (auto& m : ranks) colls.push_back(makeMeshCollectives(std::shared_ptr<Mesh>(std::move(m))));
+  constexpr std::size_t kFloats = 300000;  // 1.2 MB: several chunks per step
+  for (int i = 0; i < 3; ++i) allreduceEverywhere(colls, kFloats, kLong);
+
+  relay.reset();  // the relay process dies between two allreduces of the sequence
+  // The next allreduce starts while no relay runs: its frames wait on the nodes.
+  auto during =
+      std::async(std::launch::async, [&] { allreduceEverywhere(colls, kFloats, Millis(20000)); });
+  std::this_thread::sleep_for(Millis(500));
+  relay = startRelay(3, Millis(1500), endpoint);  // same run id, token, world size, endpoint
+  during.get();
+  for (int i = 0; i < 3; ++i) allreduceEverywhere(colls, kFloats, kLong);
+  EXPECT_EQ(relay->stats().joined, 3u);
+  EXPECT_EQ(relay->stats().lost, 0u);
+  EXPECT_GT(relay->stats().forwarded, 0u);
+  std::lock_guard<std::mutex> lock(linesMu);
+  int rejoined = 0;
+  for (const auto& line : lines) rejoined += line.find("rejoined the relay") != std::string::npos;
+  EXPECT_EQ(rejoined, 3);
+}
+
+TEST(ZmqRelayRestart, RelayThatStaysAwayFailsCallsAfterTheReconnectTimeout) {
+  auto relay = startRelay(2);
+  ZmqMeshOptions options = nodeOptions(*relay);
+  options.relayReconnectTimeout = Millis(1000);
+  options.log = [](const std::string&) {};
+  auto ranks = joinAll(2, options);
+  auto pending = ranks[0]->irecv(1, 0);
+  const auto start = Clock::now();
+  relay.reset();
+  try {
+    pending->wait(kLong);
+    FAIL() << "pending recv survived the relay";
+  } catch (const MeshPeerLost& e) {
+    EXPECT_EQ(e.peer(), 1);
+    EXPECT_NE(std::string(e.what()).find("relay lost"), std::string::npos) << e.what();
+  }
+  const long took = msSince(start);
+  EXPECT_GE(took, 900);
+  EXPECT_LT(took, 1000 + 1500);
 }
 
 TEST(ZmqMesh, MalformedFrameFromTheRelayIsAProtocolError) {

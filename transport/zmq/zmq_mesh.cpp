@@ -109,8 +109,10 @@ struct Link {
 struct Io {
   explicit Io(zmq::context_t& c) : context(c), relay(c, zmq::socket_type::dealer) {}
   zmq::context_t& context;
-  zmq::socket_t relay;
+  zmq::socket_t relay;  // replaced by a fresh socket for each reconnect
   zmqwire::SocketMonitor relayMonitor;
+  int relayConnections = 0;
+  std::string advertised;                   // the endpoint sent in HELLO ("" without a listener)
   std::unique_ptr<zmq::socket_t> listener;  // ROUTER for direct links (optional)
   std::unique_ptr<zmqwire::SocketMonitor> listenerMonitor;
   std::unique_ptr<zmq::socket_t> zap;  // the listener's ZAP handler (CURVE only)
@@ -171,6 +173,7 @@ class Core {
   void skipSequence(int peer) {
     std::lock_guard<std::mutex> lock(mu_);
     ++skipSeq_[peer];
+    wake();
   }
 
   // ---- caller side ----
@@ -288,7 +291,28 @@ class Core {
   // Creates the sockets and sends HELLO. False (join failed) when the
   // listener cannot be set up.
   bool setUp(Io& io) {
+    if (!options_.listenEndpoint.empty()) {
+      std::string why;
+      if (!setUpListener(io, &io.advertised, &why)) {
+        std::lock_guard<std::mutex> lock(mu_);
+        failJoinLocked(std::make_exception_ptr(MeshUsageError(-1, "zmq mesh: " + why)));
+        if (terminal_ == Terminal::kNone) setTerminalLocked(Terminal::kAborted, why);
+        return false;
+      }
+    }
+    connectRelay(io, options_.requestedRank);
+    return true;
+  }
+
+  // A fresh DEALER to the relay (nothing stale queued on it), its monitor,
+  // and HELLO as its first message. libzmq reconnects it with backoff
+  // (100 ms doubling up to 2 s) while the relay is unreachable.
+  void connectRelay(Io& io, int requestedRank) {
+    io.relayMonitor = zmqwire::SocketMonitor();
+    io.relay = zmq::socket_t(io.context, zmq::socket_type::dealer);
     setSocketDefaults(io.relay);
+    io.relay.set(zmq::sockopt::reconnect_ivl, 100);
+    io.relay.set(zmq::sockopt::reconnect_ivl_max, 2000);
     if (curve()) {
       io.relay.set(zmq::sockopt::curve_serverkey, options_.relayPublicKey);
       io.relay.set(zmq::sockopt::curve_publickey, nodeKeys_.publicKey);
@@ -297,30 +321,77 @@ class Core {
     // Handshake outcomes: a refused or mismatched CURVE key is reported
     // here (libzmq would otherwise retry silently) and becomes MeshRejected.
     io.relayMonitor = zmqwire::SocketMonitor(
-        io.context, io.relay, "relay",
+        io.context, io.relay, "relay-" + std::to_string(io.relayConnections++),
         ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
             ZMQ_EVENT_HANDSHAKE_FAILED_AUTH | ZMQ_EVENT_HANDSHAKE_SUCCEEDED |
             ZMQ_EVENT_DISCONNECTED);
-    std::string advertised;
-    if (!options_.listenEndpoint.empty()) {
-      std::string why;
-      if (!setUpListener(io, &advertised, &why)) {
-        std::lock_guard<std::mutex> lock(mu_);
-        failJoinLocked(std::make_exception_ptr(MeshUsageError(-1, "zmq mesh: " + why)));
-        if (terminal_ == Terminal::kNone) setTerminalLocked(Terminal::kAborted, why);
-        return false;
-      }
-    }
     io.relay.connect(options_.relayEndpoint);
     const std::string key = curve() ? zmqwire::keyOfZ85(nodeKeys_.publicKey) : std::string();
     std::vector<zmq::message_t> hello;
-    hello.push_back(HeaderWriter(Type::kHello).i32(options_.requestedRank).message());
+    hello.push_back(HeaderWriter(Type::kHello).i32(requestedRank).message());
     hello.emplace_back(options_.runId.data(), options_.runId.size());
     hello.emplace_back(options_.joinToken.data(), options_.joinToken.size());
-    hello.emplace_back(advertised.data(), advertised.size());
+    hello.emplace_back(io.advertised.data(), io.advertised.size());
     hello.emplace_back(key.data(), key.size());
-    zmq::send_multipart(io.relay, hello);
-    return true;
+    zmq::send_multipart(io.relay, hello, zmq::send_flags::dontwait);  // queued until connected
+  }
+
+  // ---- relay restarts ----
+
+  // The relay connection is gone while joined: keep the rank, the peers and
+  // the direct links, and re-HELLO (requestedRank = this rank) to whatever
+  // relay answers at the same endpoint, for up to relayReconnectTimeout.
+  // Frames for the relay wait meanwhile (sends still complete at once).
+  void startRejoin(Io& io, const std::string& why) {
+    const auto now = Clock::now();
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      rejoining_ = true;
+      rejoinWelcomed_ = false;
+    }
+    log("lost the relay at " + options_.relayEndpoint + " (" + why + "); reconnecting for up to " +
+        std::to_string(options_.relayReconnectTimeout.count()) + " ms");
+    rejoinDeadline_ = now + options_.relayReconnectTimeout;
+    rejoinAttemptDeadline_ = now + options_.heartbeatTimeout;
+    connectRelay(io, rank_);
+  }
+
+  // Called every loop while rejoining. Returns true when the attempt ended
+  // in failure (the relay is then lost for good).
+  bool continueRejoin(Io& io) {
+    const auto now = Clock::now();
+    bool welcomed;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (!rejoining_) return false;
+      welcomed = rejoinWelcomed_;
+    }
+    if (now >= rejoinDeadline_) {
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        rejoining_ = false;
+      }
+      log("the relay did not come back within " +
+          std::to_string(options_.relayReconnectTimeout.count()) + " ms");
+      return true;
+    }
+    if (!welcomed && now >= rejoinAttemptDeadline_) {
+      // No WELCOME on this connection: start over on a fresh one.
+      rejoinAttemptDeadline_ = now + options_.heartbeatTimeout;
+      connectRelay(io, rank_);
+    }
+    return false;
+  }
+
+  // After the restarted relay's MEMBERSHIP: tell every relayed peer how many
+  // frames were sent to it, so that frames lost inside the old relay show up
+  // as a gap (a typed error), not as silence.
+  void finishRejoin(Io& io) {
+    for (int p = 0; p < static_cast<int>(io.links.size()); ++p) {
+      if (p == rank_ || io.links[p].state == LinkState::kUp || io.sendSeq[p] == 0) continue;
+      io.relayStalled.push_back(WireFrame{p, 0, io.sendSeq[p], true, zmq::message_t()});
+    }
+    log("rejoined the relay at " + options_.relayEndpoint + " as rank " + std::to_string(rank_));
   }
 
   // Binds the direct-link ROUTER (a CURVE server with this node's keypair
@@ -1065,9 +1136,13 @@ class Core {
         std::uint64_t count;
         [[maybe_unused]] auto n = ::read(eventFd_, &count, sizeof(count));
       }
+      bool relayDropped = false;
       if (items[2].revents & ZMQ_POLLIN) {
         zmqwire::MonitorEvent event;
-        while (io.relayMonitor.next(&event)) relayHandshakeEvent(event);
+        while (io.relayMonitor.next(&event)) {
+          relayHandshakeEvent(event);
+          relayDropped = relayDropped || event.event == ZMQ_EVENT_DISCONNECTED;
+        }
       }
       // Incoming: drain, but come back to the outbox and the clock regularly.
       for (int i = 0; i < 256; ++i) {
@@ -1137,7 +1212,17 @@ class Core {
       for (auto& link : io.links) {
         if (link.socket && link.state == LinkState::kUp) flushDialer(link);
       }
-      flushRelay(io);
+      bool rejoining;
+      bool rejoined;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        rejoining = rejoining_;
+        rejoined = rejoinedPending_;
+        rejoinedPending_ = false;
+      }
+      if (rejoined) finishRejoin(io);
+      // The restarted relay drops DATA before its world is complete: hold it.
+      if (!rejoining) flushRelay(io);
       const auto after = Clock::now();
       if (after >= nextPing) {
         // Best effort: a PING that finds no connection is simply skipped.
@@ -1146,8 +1231,28 @@ class Core {
                             zmq::send_flags::dontwait);
         nextPing = after + options_.heartbeatInterval;
       }
-      if (welcomed && after - lastFromRelay > options_.heartbeatTimeout) {
-        relayLost();
+      bool joined;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        joined = joinState_ == JoinState::kJoined && terminal_ == Terminal::kNone;
+      }
+      const bool silent = welcomed && after - lastFromRelay > options_.heartbeatTimeout;
+      if (rejoining) {
+        if (continueRejoin(io)) {
+          relayLost("it did not take this node back within " +
+                    std::to_string(options_.relayReconnectTimeout.count()) + " ms");
+          io.relayStalled.clear();
+        }
+        lastFromRelay = after;
+      } else if (joined && options_.relayReconnectTimeout.count() > 0 && (relayDropped || silent)) {
+        startRejoin(
+            io, relayDropped
+                    ? "connection closed"
+                    : "silent for " + std::to_string(options_.heartbeatTimeout.count()) + " ms");
+        lastFromRelay = after;
+      } else if (silent) {
+        relayLost("no traffic from it for " + std::to_string(options_.heartbeatTimeout.count()) +
+                  " ms");
         io.relayStalled.clear();  // every peer is lost: nothing left to deliver to
         lastFromRelay = after;    // report once; the node stays up for self-sends
       }
@@ -1161,10 +1266,13 @@ class Core {
     if (sentLeave) io.relay.set(zmq::sockopt::linger, kLeaveLingerMs);
   }
 
-  void relayLost() {
+  void relayLost(const std::string& why) {
     std::lock_guard<std::mutex> lock(mu_);
-    const std::string reason = "relay lost: no traffic from " + options_.relayEndpoint + " for " +
-                               std::to_string(options_.heartbeatTimeout.count()) + " ms";
+    relayLostLocked(why);
+  }
+
+  void relayLostLocked(const std::string& why) {
+    const std::string reason = "relay lost: " + options_.relayEndpoint + ": " + why;
     if (joinState_ != JoinState::kJoined) {
       failJoinLocked(std::make_exception_ptr(MeshPeerLost(-1, "zmq mesh: " + reason)));
       stopRequested_ = true;
@@ -1195,6 +1303,17 @@ class Core {
       case Type::kWelcome: {
         const int rank = reader.i32();
         const int worldSize = reader.i32();
+        if (rejoining_) {
+          if (rank != rank_ || worldSize != worldSize_ || rejoinWelcomed_) {
+            protocolErrorLocked("the restarted relay admitted this node as rank " +
+                                std::to_string(rank) + " of " + std::to_string(worldSize) +
+                                " (it was rank " + std::to_string(rank_) + " of " +
+                                std::to_string(worldSize_) + ")");
+            return false;
+          }
+          rejoinWelcomed_ = true;
+          return true;
+        }
         if (joinState_ != JoinState::kJoining || worldSize < 1 || rank < 0 || rank >= worldSize ||
             (options_.requestedRank >= 0 && rank != options_.requestedRank)) {
           protocolErrorLocked("unexpected WELCOME (rank " + std::to_string(rank) + ", world " +
@@ -1212,6 +1331,13 @@ class Core {
       }
       case Type::kReject: {
         const std::string reason = frames[1].to_string().substr(0, zmqwire::kMaxStringBytes);
+        if (rejoining_) {
+          // e.g. another relay took the endpoint, or our rank is still taken
+          // in a relay that did not restart: the relay is lost for good.
+          rejoining_ = false;
+          relayLostLocked("the relay refused to take this node back: " + reason);
+          return true;
+        }
         failJoinLocked(std::make_exception_ptr(
             MeshRejected(-1, "zmq mesh: the relay at " + options_.relayEndpoint +
                                  " rejected this node: " + reason)));
@@ -1224,6 +1350,27 @@ class Core {
         const std::uint64_t epoch = reader.u64();
         const int worldSize = reader.i32();
         std::vector<zmqwire::DirectoryEntry> directory;
+        if (rejoining_ && rejoinWelcomed_) {
+          if (worldSize != worldSize_ || frames[1].size() != static_cast<std::size_t>(worldSize_) ||
+              !zmqwire::decodeDirectory(frames[2], worldSize_, &directory, &why)) {
+            protocolErrorLocked("unexpected MEMBERSHIP from the restarted relay");
+            return false;
+          }
+          // Direct links stay as they are; the new directory is not used.
+          const auto* alive = static_cast<const std::uint8_t*>(frames[1].data());
+          bool changed = false;
+          for (int p = 0; p < worldSize_; ++p) {
+            if (!alive[p] && alive_[p] && p != rank_) {
+              peerLostLocked(p, "not alive in the restarted relay's membership");
+              changed = true;
+            }
+          }
+          epoch_ = std::max(epoch_, epoch) + (changed ? 1 : 0);
+          rejoining_ = false;
+          rejoinedPending_ = true;
+          wake();
+          return true;
+        }
         if (joinState_ != JoinState::kWelcomed || worldSize != worldSize_ ||
             frames[1].size() != static_cast<std::size_t>(worldSize_) ||
             !zmqwire::decodeDirectory(frames[2], worldSize_, &directory, &why)) {
@@ -1304,6 +1451,13 @@ class Core {
   std::vector<Inbound> inbound_;          // per sender
   std::map<int, std::uint64_t> skipSeq_;  // test hook: sequence numbers to skip per peer
   bool breakLinks_ = false;               // test hook: close every direct link
+  // Relay restarts: rejoining_ from the loss of the relay until the restarted
+  // relay's MEMBERSHIP; rejoinedPending_ tells the loop to send FENCEs.
+  bool rejoining_ = false;
+  bool rejoinWelcomed_ = false;
+  bool rejoinedPending_ = false;
+  Clock::time_point rejoinDeadline_;         // I/O thread only
+  Clock::time_point rejoinAttemptDeadline_;  // I/O thread only
   Terminal terminal_ = Terminal::kNone;
   std::string terminalReason_;
   bool stopRequested_ = false;

@@ -20,9 +20,24 @@
 //   the network. High-water marks are 0 (unbounded) on both ends, so libzmq
 //   never drops or refuses a frame for queue space; memory is the bound.
 // - Heartbeats: the node sends PING every heartbeatInterval; the relay
-//   answers PONG. No traffic from the relay for heartbeatTimeout means the
-//   relay is gone: every peer is then lost (MeshPeerLost naming the peer,
-//   "relay lost" in what()) and epoch() increases. The relay declares a silent
+//   answers PONG. No traffic from the relay for heartbeatTimeout, or its
+//   connection closing (socket monitor), means the relay is gone.
+// - Relay restarts: once joined, a node that loses the relay keeps its rank,
+//   its peers and its direct links (which go on working) and reconnects on a
+//   fresh DEALER (ZMQ_RECONNECT_IVL 100 ms doubling to ZMQ_RECONNECT_IVL_MAX
+//   2 s), sending HELLO with requestedRank = its rank, for up to
+//   relayReconnectTimeout (a new connection every heartbeatTimeout until a
+//   WELCOME). A relay restarted at the same endpoint with the same run id,
+//   token and world size rebuilds the membership from the re-joining nodes;
+//   on its MEMBERSHIP the node resumes and sends each relayed peer a FENCE,
+//   so frames lost inside the old relay surface as MeshPeerLost (see
+//   "Ordering across paths"), not as silence. Meanwhile sends complete (their
+//   frames wait on the node) and receives wait within their own timeouts. A
+//   relay that is not back within relayReconnectTimeout (or that REJECTs the
+//   node, e.g. the old relay still holding its rank), or any loss with
+//   relayReconnectTimeout = 0: every peer is lost (MeshPeerLost naming the
+//   peer, "relay lost" in what()) and epoch() increases. A node that has not
+//   joined yet does not reconnect. The relay declares a silent
 //   node lost after its own heartbeatTimeout and tells the others
 //   (PEER_LOST), which fail calls involving it with MeshPeerLost.
 // - A malformed frame from the relay breaks the mesh: every pending and future
@@ -79,8 +94,8 @@
 //   without CURVE throws MeshUsageError unless allowPlaintext is set; so do a
 //   listenEndpoint that is not tcp://, an advertiseEndpoint that is not a
 //   dialable tcp://HOST:PORT, and a wildcard listener without one.
-// - Not yet: reconnect to a restarted relay; re-establishing a direct link
-//   after it failed (see the protocol doc).
+// - Not yet: re-establishing a direct link after it failed; retransmitting
+//   frames lost with a link or a relay (see the protocol doc).
 #pragma once
 
 #include <cstdint>
@@ -102,6 +117,10 @@ struct ZmqMeshOptions {
   Millis joinTimeout{30000};
   Millis heartbeatInterval{500};
   Millis heartbeatTimeout{5000};
+  // When the relay connection is lost after joining (closed, or silent for
+  // heartbeatTimeout): how long to keep reconnecting and re-HELLOing with
+  // this node's rank before every peer is declared lost. 0: at once.
+  Millis relayReconnectTimeout{30000};
   // Largest message accepted from the relay (ZMQ_MAXMSGSIZE).
   std::int64_t maxMessageBytes = std::int64_t{4} << 30;
   // abort() tells the relay with LEAVE, so peers learn of it at once. false:

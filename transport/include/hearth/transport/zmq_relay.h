@@ -20,6 +20,10 @@
 //   endpoint if it passed (and its key with CURVE); stats() counts probes.
 //   DATA forwarded by the relay is counted in stats().forwarded; direct
 //   traffic never reaches the relay.
+// - Restarts: the relay keeps no state on disk. Restarted with the same run
+//   id, token and world size at the same endpoint, it admits the nodes that
+//   re-HELLO with their old ranks (zmq_mesh.h: relayReconnectTimeout) and
+//   announces the rebuilt membership as on a first join.
 // - A member that sends nothing for heartbeatTimeout, or sends LEAVE, is lost:
 //   the epoch increases and every other member gets PEER_LOST(rank, epoch).
 //   A node that vanishes before the world is complete just frees its slot.
