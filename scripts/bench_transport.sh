@@ -1,21 +1,40 @@
 #!/usr/bin/env bash
 # Allreduce over hearth's relayed transport vs Gloo, same run, on loopback
 # with N = 2 and 4 ranks; figures go to docs/benchmarks.md.
+#   bench_transport.sh [bench_transport options]
+#   bench_transport.sh --paths [options]   direct links vs relay vs raw TCP / Gloo:
+#       two more relays, one run relayed only and one where every node listens
+#       on loopback (direct links); point-to-point and ring allreduce
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD_DIR=${HEARTH_BUILD_DIR:-build}
 export HEARTH_JOIN_TOKEN=bench-$$
-for n in 2 4; do
+relays=()
+trap 'for r in "${relays[@]}"; do kill "$r" 2>/dev/null || true; done' EXIT
+
+start_relay() {  # run_id world_size -> prints HOST:PORT
+  local log
   log=$(mktemp)
-  "$BUILD_DIR/transport/hearth-relay" --run-id bench$n --world-size "$n" \
+  "$BUILD_DIR/transport/hearth-relay" --run-id "$1" --world-size "$2" \
     --token-env HEARTH_JOIN_TOKEN >"$log" 2>&1 &
-  relay=$!
-  trap 'kill $relay 2>/dev/null || true' EXIT
+  relays+=($!)
   for _ in $(seq 1 50); do grep -q "listening on" "$log" && break; sleep 0.1; done
-  endpoint=$(sed -n 's/.*listening on tcp:\/\///p' "$log" | head -1)
+  sed -n 's/.*listening on tcp:\/\///p' "$log" | head -1
+  rm -f "$log"
+}
+
+paths=0
+for arg in "$@"; do [ "$arg" = --paths ] && paths=1; done
+for n in 2 4; do
+  endpoint=$(start_relay bench$n "$n")
+  if [ "$paths" = 1 ]; then
+    HEARTH_BENCH_RELAYED=$(start_relay bench$n-relayed "$n")
+    HEARTH_BENCH_DIRECT=$(start_relay bench$n-direct "$n")
+    export HEARTH_BENCH_RELAYED HEARTH_BENCH_DIRECT
+  fi
   "$BUILD_DIR/runtime/launcher/hearthrun" --nproc-per-node "$n" --rdzv-backend hearth \
     --rdzv-endpoint "$endpoint" --rdzv-id bench$n "$BUILD_DIR/bench/bench_transport" "$@" |
     sed -n 's/^\[rank0\]: //p'
-  kill "$relay" 2>/dev/null || true
-  rm -f "$log"
+  for r in "${relays[@]}"; do kill "$r" 2>/dev/null || true; done
+  relays=()
 done
