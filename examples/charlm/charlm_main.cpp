@@ -26,6 +26,7 @@
 #include "common/format.h"
 #include "common/metrics.h"
 #include "hearth/hearth.h"
+#include "hearth/shard/zero.h"
 
 namespace charlm {
 namespace {
@@ -70,13 +71,17 @@ int train(const Settings& s, const hearth::Config& config, const hearth::Context
   hearth::Engine engine(model.module(), *optimizer, ctx.collectives,
                         hearth::EngineOptions::fromConfig(config));
   hearth::seedData(s.seed, ctx.rank());
+  // Under ZeRO stage 3 every forward pass gathers parameters with a
+  // collective, so every rank evaluates and samples (rank 0 reports).
+  const bool sharded = engine.zero() != nullptr && engine.zero()->stage() == 3;
+  const bool evaluates = rank0 || sharded;
 
   const LrSchedule schedule{config.getFloat("optimizer.params.lr"), s.warmupSteps, s.steps,
                             s.minLrRatio};
   const std::int64_t samplesPerStep = s.microBatch * ctx.worldSize() * s.accumulation;
   const double unigram = corpus.unigramLoss();
   std::vector<TokenBatch> heldOut;
-  if (rank0)
+  if (evaluates)
     heldOut = corpus.heldOutBatches(s.evalBatches * s.microBatch, s.microBatch, s.model.blockSize);
 
   hearth::logRank0(formatString(
@@ -137,7 +142,7 @@ int train(const Settings& s, const hearth::Config& config, const hearth::Context
       intervalSteps = 0;
       intervalStart = Clock::now();
     }
-    if (rank0 && (step % s.evalInterval == 0 || step == s.steps)) {
+    if (evaluates && (step % s.evalInterval == 0 || step == s.steps)) {
       const auto evalStart = Clock::now();
       valLoss = heldOutLoss(model, heldOut);
       hearth::logRank0(formatString(
@@ -154,8 +159,9 @@ int train(const Settings& s, const hearth::Config& config, const hearth::Context
 
   const double elapsed = secondsSince(start);
   const auto stats = engine.stats();
-  if (!rank0) return 0;
+  if (!evaluates) return 0;
   const std::string sample = s.sampleChars > 0 ? sampleText(model, corpus, s) : "";
+  if (!rank0) return 0;
   hearth::logRank0(formatString(
       "done: %lld steps in %.1fs, %.0f samples/s; held-out loss %.4f vs unigram %.4f nats/char "
       "(%.0f%%); sent %s/rank",

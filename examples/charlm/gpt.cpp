@@ -19,6 +19,8 @@
 #include <stdexcept>
 #include <string>
 
+#include "hearth/shard/zero_unit.h"
+
 namespace charlm {
 namespace {
 
@@ -111,7 +113,11 @@ class GptNet : public torch::nn::Module {
         register_module("position_embedding", torch::nn::Embedding(o.blockSize, o.nEmbd));
     dropout_ = register_module("dropout", torch::nn::Dropout(o.dropout));
     for (std::int64_t i = 0; i < o.nLayer; ++i) {
-      blocks_.push_back(register_module("block" + std::to_string(i), std::make_shared<Block>(o)));
+      // Each block is a ZeRO unit: partitioned under zero_optimization.stage 3,
+      // a plain call otherwise.
+      blocks_.push_back(
+          register_module("block" + std::to_string(i),
+                          std::make_shared<hearth::ZeroUnitImpl>(std::make_shared<Block>(o))));
     }
     finalNorm_ =
         register_module("ln_final", torch::nn::LayerNorm(torch::nn::LayerNormOptions({o.nEmbd})));
@@ -143,7 +149,7 @@ class GptNet : public torch::nn::Module {
 
   torch::nn::Embedding tokenEmbedding_{nullptr}, positionEmbedding_{nullptr};
   torch::nn::Dropout dropout_{nullptr};
-  std::vector<std::shared_ptr<Block>> blocks_;
+  std::vector<std::shared_ptr<hearth::ZeroUnitImpl>> blocks_;
   torch::nn::LayerNorm finalNorm_{nullptr};
   torch::nn::Linear head_{nullptr};
 };

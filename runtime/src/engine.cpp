@@ -22,6 +22,7 @@
 #include "compression_settings.h"
 #include "hearth/compress/registry.h"
 #include "hearth/runtime/bucket_plan.h"
+#include "hearth/shard/zero.h"
 
 namespace hearth {
 namespace {
@@ -74,6 +75,15 @@ EngineOptions EngineOptions::fromConfig(const Config& config) {
   options.localWeightDecay = compression.localWeightDecay;
   options.captureDir = config.getString("compression.capture_dir");
   options.captureInterval = config.getInt("compression.capture_interval");
+  options.zeroStage = static_cast<int>(config.getInt("zero_optimization.stage"));
+  options.zeroPersistBelowNumel =
+      static_cast<std::size_t>(config.getInt("zero_optimization.persist_below_numel"));
+  options.zeroPrefetch = config.getBool("zero_optimization.prefetch");
+  if (options.zeroStage > 0 && options.codec == "dgc" && options.localWeightDecay > 0) {
+    throw ConfigError(
+        "config: optimizer.params.weight_decay with compression.codec dgc is not supported "
+        "inside ZeRO (zero_optimization.stage > 0) yet; set it to 0 or use stage 0");
+  }
   return options;
 }
 
@@ -515,15 +525,49 @@ void Engine::Impl::zeroGrad() {
   microInWindow_ = 0;
 }
 
+namespace {
+
+std::unique_ptr<ZeroEngine> makeZeroEngine(torch::nn::Module& model,
+                                           torch::optim::Optimizer& optimizer,
+                                           std::shared_ptr<Collectives> collectives,
+                                           const EngineOptions& options) {
+  ZeroOptions zero;
+  zero.stage = options.zeroStage;
+  zero.bucketCapMb = options.bucketCapMb;
+  zero.timeout = options.timeout;
+  zero.gradientAccumulationSteps = options.gradientAccumulationSteps;
+  zero.gradientClipping = options.gradientClipping;
+  zero.broadcastInitialState = options.broadcastInitialState;
+  zero.persistBelowNumel = options.zeroPersistBelowNumel;
+  zero.prefetch = options.zeroPrefetch;
+  zero.codec = options.codec;
+  zero.codecParams = options.codecParams;
+  return std::make_unique<ZeroEngine>(model, optimizer, std::move(collectives), zero);
+}
+
+}  // namespace
+
 Engine::Engine(torch::nn::Module& model, torch::optim::Optimizer& optimizer,
-               std::shared_ptr<Collectives> collectives, EngineOptions options)
-    : Engine(model.parameters(), model.buffers(), optimizer, std::move(collectives), options) {}
+               std::shared_ptr<Collectives> collectives, EngineOptions options) {
+  if (options.zeroStage > 0) {
+    zero_ = makeZeroEngine(model, optimizer, std::move(collectives), options);
+    return;
+  }
+  impl_ = std::make_shared<Impl>(model.parameters(), model.buffers(), optimizer,
+                                 std::move(collectives), options);
+  impl_->installHooks(impl_);
+}
 
 Engine::Engine(std::vector<at::Tensor> parameters, std::vector<at::Tensor> buffers,
                torch::optim::Optimizer& optimizer, std::shared_ptr<Collectives> collectives,
-               EngineOptions options)
-    : impl_(std::make_shared<Impl>(std::move(parameters), std::move(buffers), optimizer,
-                                   std::move(collectives), options)) {
+               EngineOptions options) {
+  if (options.zeroStage > 0) {
+    throw std::invalid_argument(
+        "hearth Engine: ZeRO (zeroStage > 0) needs the Module constructor (parameter names and "
+        "ZeroUnits)");
+  }
+  impl_ = std::make_shared<Impl>(std::move(parameters), std::move(buffers), optimizer,
+                                 std::move(collectives), options);
   impl_->installHooks(impl_);
 }
 
@@ -532,34 +576,53 @@ Engine::~Engine() {
 }
 
 void Engine::backward(const at::Tensor& loss) {
+  if (zero_) return zero_->backward(loss);
   impl_->backward(loss);
 }
 bool Engine::step() {
+  if (zero_) return zero_->step();
   return impl_->step();
 }
 void Engine::zeroGrad() {
+  if (zero_) return zero_->zeroGrad();
   impl_->zeroGrad();
 }
 bool Engine::syncsNextBackward() const {
+  if (zero_) return true;  // stage 2/3 reduce every micro-batch
   return impl_->microInWindow_ + 1 >= impl_->options_.gradientAccumulationSteps;
 }
 int Engine::numBuckets() const {
+  if (zero_) return 0;
   return static_cast<int>(impl_->plan_.buckets.size());
 }
 int Engine::rank() const {
+  if (zero_) return zero_->rank();
   return impl_->comm_->rank();
 }
 int Engine::worldSize() const {
+  if (zero_) return zero_->worldSize();
   return impl_->comm_->worldSize();
 }
 std::string Engine::codec() const {
+  if (zero_) return zero_->options().codec;
   return impl_->options_.codec;
 }
 void Engine::setEpoch(double epoch) {
+  if (zero_) return;
   std::lock_guard<std::mutex> lock(impl_->mu_);
   impl_->epoch_ = epoch;
 }
 EngineStats Engine::stats() const {
+  if (zero_) {
+    const ZeroStats z = zero_->stats();
+    EngineStats stats;
+    stats.optimizerSteps = z.optimizerSteps;
+    stats.microSteps = z.microSteps;
+    stats.collectiveCalls = z.reduceScatterCalls + z.allgatherCalls;
+    stats.wireBytesEstimate = z.wireBytesEstimate;
+    stats.commSeconds = z.commSeconds;
+    return stats;
+  }
   std::lock_guard<std::mutex> lock(impl_->mu_);
   return impl_->stats_;
 }

@@ -78,6 +78,14 @@ ConfigSchema engineConfigSchema() {
          "empty disables."});
   s.add({"compression.capture_interval", K::kInt, 100,
          "Capture payloads every this many optimizer steps.", 1});
+  s.add({"zero_optimization.stage", K::kInt, 0,
+         "ZeRO stage: 0 plain data parallel; 1 shards optimizer state; 2 also gradients; 3 also "
+         "the parameters of modules wrapped in hearth::ZeroUnit (docs/zero.md).",
+         0, 3});
+  s.add({"zero_optimization.persist_below_numel", K::kInt, 2048,
+         "Stage 3: parameters of a ZeroUnit with fewer elements stay whole on every rank.", 0});
+  s.add({"zero_optimization.prefetch", K::kBool, true,
+         "Stage 3: gather the next unit's parameters while the current one computes."});
   s.add({"logging.log_interval", K::kInt, 10, "Steps between progress lines on rank 0.", 1});
   s.add({"logging.metrics_file", K::kString, "",
          "JSONL file for per-step metrics written by rank 0; empty disables."});

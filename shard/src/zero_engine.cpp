@@ -51,6 +51,16 @@ void ZeroEngine::Impl::countCollective(bool reduceScatter, std::size_t floats, d
   stats_.commSeconds += seconds;
 }
 
+void ZeroEngine::Impl::countSparse(std::size_t pairs, double seconds) {
+  std::lock_guard<std::mutex> lock(statsMutex_);
+  ++stats_.reduceScatterCalls;
+  // Each pair is a 4-byte index and a 4-byte value; (W-1)/W of them leave.
+  stats_.wireBytesEstimate += static_cast<std::uint64_t>(pairs) * 8 *
+                              static_cast<std::uint64_t>(world_ - 1) /
+                              static_cast<std::uint64_t>(world_);
+  stats_.commSeconds += seconds;
+}
+
 // ---- backward ---------------------------------------------------------------
 
 void ZeroEngine::Impl::backward(const at::Tensor& loss) {
@@ -124,17 +134,36 @@ void ZeroEngine::Impl::launchBucket(std::size_t index) {
   at::Tensor shardGrad = group.shardGrad;
   const std::vector<std::size_t>* bounds = &bucket.bounds;
   const std::size_t count = bucket.range.size();
-  auto future = queue_.submit([this, staging, count, bounds, lo, hi, shardOffset, shardGrad] {
-    const auto start = Clock::now();
-    comm_->reduceScatterSum(staging, *bounds, options_.timeout);
-    if (hi > lo) {
-      at::NoGradGuard noGrad;
-      shardGrad
-          .narrow(0, static_cast<std::int64_t>(shardOffset), static_cast<std::int64_t>(hi - lo))
-          .add_(floats(staging + lo, hi - lo));
-    }
-    countCollective(true, count, secondsSince(start));
-  });
+  std::shared_future<void> future;
+  if (!sparsifiers_.empty()) {
+    compress::StepInfo info;
+    info.step = static_cast<std::int64_t>(stats_.optimizerSteps);
+    info.rank = rank_;
+    info.worldSize = world_;
+    const compress::SparseSelection* selection =
+        &sparsifiers_[index]->step({staging, count, compress::DType::kFloat32}, info);
+    // This rank's part of the bucket, [lo, hi), lands at shardOffset in its
+    // shard gradient (nothing is written when it owns none of the bucket).
+    float* owned = shardGrad.data_ptr<float>() + (hi > lo ? shardOffset : 0);
+    future = queue_.submit([this, selection, bounds, owned] {
+      const auto start = Clock::now();
+      comm_->sparseReduceScatterAdd(selection->indices, selection->values, *bounds, owned,
+                                    options_.timeout);
+      countSparse(selection->size(), secondsSince(start));
+    });
+  } else {
+    future = queue_.submit([this, staging, count, bounds, lo, hi, shardOffset, shardGrad] {
+      const auto start = Clock::now();
+      comm_->reduceScatterSum(staging, *bounds, options_.timeout);
+      if (hi > lo) {
+        at::NoGradGuard noGrad;
+        shardGrad
+            .narrow(0, static_cast<std::int64_t>(shardOffset), static_cast<std::int64_t>(hi - lo))
+            .add_(floats(staging + lo, hi - lo));
+      }
+      countCollective(true, count, secondsSince(start));
+    });
+  }
   staging_.release(slot, future);
   inFlight_.push_back(future);
 }
@@ -331,6 +360,9 @@ void ZeroEngine::zeroGrad() {
 int ZeroEngine::stage() const {
   return impl_->options_.stage;
 }
+const ZeroOptions& ZeroEngine::options() const {
+  return impl_->options_;
+}
 int ZeroEngine::rank() const {
   return impl_->rank_;
 }
@@ -349,6 +381,10 @@ ZeroMemory ZeroEngine::memory() const {
   memory.optimizerStateBytes = shard_detail::optimizerStateBytes(impl_->optimizer_);
   memory.gatherPoolBytes = impl_->gatherPool_.bytes();
   memory.bucketBytes = impl_->staging_.bytes();
+  for (const auto& sparsifier : impl_->sparsifiers_) {
+    memory.compressorStateBytes +=
+        (sparsifier->momentum().size() + sparsifier->velocity().size()) * sizeof(float);
+  }
   return memory;
 }
 

@@ -21,6 +21,7 @@
 
 #include "buffer_pool.h"
 #include "comm_queue.h"
+#include "dgc_sparsifier.h"
 #include "flat_group.h"
 #include "hearth/shard/zero.h"
 #include "hearth/shard/zero_unit.h"
@@ -76,6 +77,8 @@ struct ZeroEngine::Impl : ZeroUnitController {
   void throwIfFailed() const;
   void fail(std::exception_ptr error);
   void countCollective(bool reduceScatter, std::size_t floats, double seconds);
+  void countSparse(std::size_t pairs, double seconds);
+  void buildSparsifiers();
 
   void beforeForward(int unit) override;
   void afterForward(int unit) override;
@@ -94,6 +97,8 @@ struct ZeroEngine::Impl : ZeroUnitController {
   std::vector<ZeroUnitImpl*> units_;
   std::vector<int> unitGroup_;  // unit index -> group index, -1: no partitioned params
   std::vector<shard_detail::Bucket> buckets_;
+  // dgc: one DGC state per bucket (empty for codec "none").
+  std::vector<std::unique_ptr<compress::DgcSparsifier>> sparsifiers_;
   std::vector<bool> ready_;
   std::size_t nextBucket_ = 0;
   shard_detail::BufferPool staging_;

@@ -11,6 +11,7 @@
 #include <set>
 #include <stdexcept>
 
+#include "dgc.h"
 #include "zero_impl.h"
 
 namespace hearth {
@@ -72,6 +73,7 @@ ZeroEngine::Impl::Impl(torch::nn::Module& model, torch::optim::Optimizer& optimi
   }
   rewireOptimizer();
   if (options_.stage >= 2) buildBuckets();
+  buildSparsifiers();
   ready_.assign(params_.size(), false);
   std::size_t largestUnit = 0;
   for (const FlatGroup& group : groups_) {
@@ -228,6 +230,18 @@ void ZeroEngine::Impl::buildBuckets() {
     largest = std::max(largest, bucket.range.size());
   }
   staging_ = shard_detail::BufferPool(2, std::max<std::size_t>(largest, 1));
+}
+
+void ZeroEngine::Impl::buildSparsifiers() {
+  if (options_.codec == "none") return;
+  if (options_.codec != "dgc") {
+    invalid("codec '" + options_.codec + "' is not supported inside ZeRO (use none or dgc)");
+  }
+  if (options_.stage < 2) invalid("codec dgc needs stage 2 or 3 (sharded gradients)");
+  const compress::DgcOptions dgc = compress::parseDgcOptions(options_.codecParams);
+  for (const Bucket& bucket : buckets_) {
+    sparsifiers_.push_back(std::make_unique<compress::DgcSparsifier>(dgc, bucket.range.size()));
+  }
 }
 
 void ZeroEngine::Impl::registerHooks(const std::shared_ptr<Impl>& self) {

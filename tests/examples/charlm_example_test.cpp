@@ -5,6 +5,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <map>
 
 #include <nlohmann/json.hpp>
 
@@ -99,6 +100,36 @@ TEST(CharlmExample, TwoWorkersLearnWellBeyondTheUnigramBaseline) {
   const std::string output = rank0.out + rank0.err;
   EXPECT_NE(output.find("--- sample"), std::string::npos) << output;
   EXPECT_NE(output.find("step 150/150"), std::string::npos) << output;
+  std::filesystem::remove_all(dir);
+}
+
+// ZeRO through the example's unchanged loop: stages 2 and 3 (the GPT blocks
+// are ZeroUnits) reach the held-out loss of plain data parallel.
+TEST(CharlmExample, ZeroStagesTrainLikePlainDataParallel) {
+  const std::string dir = makeTempDir();
+  std::map<int, double> heldOut;
+  for (int stage : {0, 2, 3}) {
+    const std::string metrics = dir + "/metrics" + std::to_string(stage) + ".jsonl";
+    std::vector<std::string> argv = {kCharlm,
+                                     "--steps",
+                                     "60",
+                                     "--set",
+                                     "train.eval_interval=60",
+                                     "--set",
+                                     "train.sample_chars=0",
+                                     "--set",
+                                     "zero_optimization.stage=" + std::to_string(stage),
+                                     "--metrics",
+                                     metrics};
+    const auto results = runTogether(workerSpecs(argv, 2), seconds(170));
+    ASSERT_EQ(results[0].exitCode, 0) << results[0].err;
+    ASSERT_EQ(results[1].exitCode, 0) << results[1].err;
+    const auto final = finalRecord(readJsonl(metrics));
+    ASSERT_FALSE(final.is_null()) << "no final record in " << metrics;
+    heldOut[stage] = final.at("val_loss").get<double>();
+  }
+  EXPECT_NEAR(heldOut[2], heldOut[0], 0.01 * heldOut[0]);
+  EXPECT_NEAR(heldOut[3], heldOut[0], 0.01 * heldOut[0]);
   std::filesystem::remove_all(dir);
 }
 

@@ -78,6 +78,9 @@ inline std::unique_ptr<torch::optim::Optimizer> makeOptimizer(const std::string&
     return std::make_unique<torch::optim::SGD>(
         params, torch::optim::SGDOptions(0.05).momentum(0.9).weight_decay(1e-3));
   }
+  if (kind == "plainsgd") {
+    return std::make_unique<torch::optim::SGD>(params, torch::optim::SGDOptions(0.05));
+  }
   if (kind == "adamw") {
     return std::make_unique<torch::optim::AdamW>(
         params, torch::optim::AdamWOptions(0.01).weight_decay(0.1));

@@ -36,6 +36,10 @@
 // error the Engine is unusable: every later call rethrows that error.
 //
 // Thread-safety: backward()/step()/zeroGrad() are called from one thread.
+//
+// ZeRO: with options.zeroStage 1-3 the Engine hands the work to a
+// hearth::ZeroEngine (shard/zero.h) with the same loop; numBuckets() is then
+// 0 and stats() reports the ZeRO engine's collectives.
 #pragma once
 
 #include <ATen/core/Tensor.h>
@@ -60,6 +64,8 @@ class Module;
 }  // namespace torch
 
 namespace hearth {
+
+class ZeroEngine;
 
 struct EngineOptions {
   int gradientAccumulationSteps = 1;
@@ -86,6 +92,14 @@ struct EngineOptions {
   // captureDir (empty: off), for `hearth inspect`.
   std::string captureDir;
   std::int64_t captureInterval = 100;
+
+  // ZeRO (shard/zero.h): 0 = plain data parallel; 1, 2, 3 shard optimizer
+  // state, + gradients, + parameters (stage 3 partitions modules wrapped in
+  // hearth::ZeroUnit). Needs the Module constructor. Compression inside ZeRO:
+  // codec none or dgc (stage 2/3).
+  int zeroStage = 0;
+  std::size_t zeroPersistBelowNumel = 2048;
+  bool zeroPrefetch = true;
 
   // Reads gradient_accumulation_steps, gradient_clipping, communication.* and
   // compression.* (see compression_settings.h for how they combine with the
@@ -134,11 +148,15 @@ class Engine {
   // Fractional epochs completed, for codecs with epoch-based schedules (DGC
   // warm-up in epochs). Steps are counted by the Engine itself.
   void setEpoch(double epoch);
+  // The ZeRO engine doing the work when options.zeroStage > 0, else nullptr
+  // (memory(), layouts(), checkpoints).
+  ZeroEngine* zero() { return zero_.get(); }
 
   struct Impl;
 
  private:
   std::shared_ptr<Impl> impl_;
+  std::unique_ptr<ZeroEngine> zero_;
 };
 
 }  // namespace hearth

@@ -63,6 +63,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "hearth/shard/flat_layout.h"
 #include "hearth/transport/collectives.h"
 
@@ -89,6 +91,18 @@ struct ZeroOptions {
   std::size_t persistBelowNumel = 2048;
   // Stage 3: gather the next unit while the current one computes.
   bool prefetch = true;
+  // Gradient compression inside ZeRO (stage 2/3): "none" (dense
+  // reduce-scatter) or "dgc" (compress/ registry parameters in codecParams).
+  // With dgc every bucket runs DGC's local step (momentum correction, local
+  // accumulation, clipping, masking, warm-up) on this rank's gradient and
+  // sends only the selected (index, value) pairs to the owners of their
+  // ranges (Collectives::sparseReduceScatterAdd), so the bytes per rank stay
+  // O(k) as the world grows. DGC's momentum u and residual v are this rank's
+  // unsent local gradient: full-size per rank, never sharded (no other rank
+  // holds them); see ZeroMemory::compressorStateBytes. With dgc (momentum >
+  // 0) use plain SGD without momentum: DGC applies the momentum.
+  std::string codec = "none";
+  nlohmann::json codecParams = nlohmann::json::object();
 };
 
 // Bytes of model state this rank holds between steps.
@@ -96,8 +110,9 @@ struct ZeroMemory {
   std::size_t parameterBytes = 0;  // full or sharded parameter buffers
   std::size_t gradientBytes = 0;   // full (stage 1) or sharded gradient buffers
   std::size_t optimizerStateBytes = 0;
-  std::size_t gatherPoolBytes = 0;  // stage 3: buffers units are gathered into
-  std::size_t bucketBytes = 0;      // reduce-scatter staging buffers
+  std::size_t gatherPoolBytes = 0;       // stage 3: buffers units are gathered into
+  std::size_t bucketBytes = 0;           // reduce-scatter staging buffers
+  std::size_t compressorStateBytes = 0;  // dgc: u and v per bucket, full size
   std::size_t modelStateBytes() const {
     return parameterBytes + gradientBytes + optimizerStateBytes;
   }
@@ -134,6 +149,7 @@ class ZeroEngine {
   void zeroGrad();
 
   int stage() const;
+  const ZeroOptions& options() const;
   int rank() const;
   int worldSize() const;
   ZeroMemory memory() const;
