@@ -268,11 +268,19 @@ class InprocCollectives final : public Collectives {
     hub_->publishPointer(rank_, &mine);
     hub_->arriveAndWait(rank_, op, timeout);
     args_.resize(worldSize());
+    std::string mismatch;
     for (int r = 0; r < worldSize(); ++r) {
       args_[r] = static_cast<const RangeArgs*>(hub_->pointer(r));
-      if (*args_[r]->bounds != *mine.bounds) {
-        fail(op, "rank " + std::to_string(r) + " passed different bounds");
+      if (mismatch.empty() && *args_[r]->bounds != *mine.bounds) {
+        mismatch = "rank " + std::to_string(r) + " passed different bounds";
       }
+    }
+    if (!mismatch.empty()) {
+      // Every rank sees some rank whose bounds differ from its own, so all
+      // get here: wait until nobody reads another rank's (stack) arguments
+      // any more, then fail together.
+      hub_->arriveAndWait(rank_, op, timeout);
+      fail(op, mismatch);
     }
     return args_;
   }
