@@ -321,6 +321,29 @@ TEST(ZmqDirect, RelayRestartKeepsDirectLinksAndRelayedPairsCarryOn) {
   for (int r = 0; r < 3; ++r) EXPECT_EQ(ranks[r]->epoch(), 0u);
 }
 
+TEST(ZmqDirect, FramesSentJustBeforeLeavingStillArrive) {
+  // PEER_LOST through the relay can overtake the last frames on the direct
+  // link: the loss waits until that link has drained and closed.
+  auto relay = startRelay(2);
+  auto ranks = joinAll({nodeOptions(*relay), nodeOptions(*relay)});
+  ASSERT_EQ(ranks[0]->pathTo(1), "direct");
+  std::vector<std::unique_ptr<MeshRequest>> sends;
+  for (int round = 0; round < 3; ++round) {
+    for (int i = 0; i < 200; ++i)
+      sends.push_back(ranks[0]->isend(1, 6 + round, numbered(i, 16384)));
+  }
+  for (auto& send : sends) ASSERT_TRUE(send->wait(kLong));  // handed to libzmq
+  sends.clear();
+  ranks[0].reset();  // leaves (LEAVE) right after
+  for (int round = 0; round < 3; ++round) {
+    for (int i = 0; i < 200; ++i) {
+      ASSERT_EQ(numberOf(ranks[1]->recv(0, 6 + round, kLong)), static_cast<std::uint32_t>(i));
+    }
+  }
+  EXPECT_THROW(ranks[1]->recv(0, 6, kLong), MeshPeerLost);
+  EXPECT_FALSE(ranks[1]->isPeerAlive(0));
+}
+
 TEST(ZmqDirect, CurveLinksCarryTrafficWithoutTheRelay) {
   TempKeys keys;
   auto relay = startRelay(3, keys.relayKeyFile());

@@ -122,6 +122,7 @@ struct Io {
   std::deque<WireFrame> relayStalled;  // frames for the relay libzmq did not take yet
   std::vector<std::vector<zmq::message_t>> heldHellos;
   bool linksSetUp = false;
+  bool listenerDrained = true;  // the last read of the listener found it empty
 };
 
 // Per sender: the next sequence number to deliver and frames that came early.
@@ -692,6 +693,7 @@ class Core {
   void setDirectUp(int peer, bool up) {
     std::lock_guard<std::mutex> lock(mu_);
     directUp_[peer] = up;
+    if (up) hadDirect_[peer] = true;
   }
 
   // Marks the link to `peer` down for good: frames not yet taken by libzmq go
@@ -707,16 +709,31 @@ class Core {
           "; its traffic goes through the relay");
     }
     link.state = LinkState::kDown;
+    link.monitor.reset();
+    if (auto socket = std::move(link.socket); socket && wasUp) {
+      // Frames already received on the link are still in order: deliver them.
+      for (int i = 0; i < 100000; ++i) {
+        std::vector<zmq::message_t> frames;
+        if (!zmq::recv_multipart(*socket, std::back_inserter(frames), zmq::recv_flags::dontwait)) {
+          break;
+        }
+        Type type;
+        std::string ignored;
+        if (zmqwire::checkHeader(frames.data(), frames.size(), &type, &ignored) &&
+            type == Type::kData) {
+          HeaderReader reader(frames[0]);
+          directData(io, peer, reader, frames[1]);
+        }
+      }
+    }
     for (auto& f : link.stalled) io.relayStalled.push_back(std::move(f));
     link.stalled.clear();
     if (wasUp) {
       io.relayStalled.push_back(WireFrame{peer, 0, io.sendSeq[peer], true, zmq::message_t()});
       setDirectUp(peer, false);
     }
-    link.monitor.reset();
-    link.socket.reset();
-    if (!link.identity.empty()) io.byIdentity.erase(link.identity);
-    link.identity.clear();
+    // An acceptor keeps the identity: frames still queued on the listener
+    // from that connection are delivered (DATA is valid in any link state).
     link.fd = -1;
   }
 
@@ -978,6 +995,19 @@ class Core {
     bool breakAll;
     {
       std::lock_guard<std::mutex> lock(mu_);
+      for (auto it = deferredLoss_.begin(); it != deferredLoss_.end();) {
+        const int p = it->first;
+        // An acceptor's last frames may still wait in the listener's queue.
+        const bool pending = io.links[p].state == LinkState::kUp ||
+                             (io.links[p].role == LinkRole::kAccept && !io.listenerDrained);
+        if (pending && now < it->second.deadline) {
+          ++it;
+          continue;
+        }
+        peerLostLocked(p, it->second.reason);
+        epoch_ = std::max(epoch_, it->second.epoch);
+        it = deferredLoss_.erase(it);
+      }
       alive = alive_;
       breakAll = breakLinks_;
       breakLinks_ = false;
@@ -1155,10 +1185,12 @@ class Core {
       }
       if (io.listener && listenerAt < dialersAt) {
         if (io.zap && (items[listenerAt + 2].revents & ZMQ_POLLIN)) serveZap(io);
+        io.listenerDrained = false;
         for (int i = 0; i < 256 && io.listener; ++i) {
           std::vector<zmq::message_t> frames;
           if (!zmq::recv_multipart(*io.listener, std::back_inserter(frames),
                                    zmq::recv_flags::dontwait)) {
+            io.listenerDrained = true;
             break;
           }
           handleListener(io, frames);
@@ -1263,7 +1295,14 @@ class Core {
         }
       }
     }
-    if (sentLeave) io.relay.set(zmq::sockopt::linger, kLeaveLingerMs);
+    if (sentLeave) {
+      io.relay.set(zmq::sockopt::linger, kLeaveLingerMs);
+      // Let frames already handed to libzmq on direct links get out too.
+      if (io.listener) io.listener->set(zmq::sockopt::linger, kLeaveLingerMs);
+      for (auto& link : io.links) {
+        if (link.socket) link.socket->set(zmq::sockopt::linger, kLeaveLingerMs);
+      }
+    }
   }
 
   void relayLost(const std::string& why) {
@@ -1325,6 +1364,7 @@ class Core {
         alive_.assign(worldSize, true);
         lostReason_.assign(worldSize, "");
         directUp_.assign(worldSize, false);
+        hadDirect_.assign(worldSize, false);
         inbound_.assign(worldSize, Inbound{});
         joinState_ = JoinState::kWelcomed;
         return true;
@@ -1423,7 +1463,16 @@ class Core {
           stopRequested_ = true;
           return false;
         }
-        peerLostLocked(lost, frames[1].to_string().substr(0, zmqwire::kMaxStringBytes));
+        const std::string reason = frames[1].to_string().substr(0, zmqwire::kMaxStringBytes);
+        if (hadDirect_[lost]) {
+          // Frames it sent over the direct link just before leaving may still
+          // be on their way (PEER_LOST can overtake them): apply the loss
+          // once that link has closed, or after heartbeatTimeout at most.
+          deferredLoss_[lost] =
+              DeferredLoss{reason, epoch, Clock::now() + options_.heartbeatTimeout};
+          return true;
+        }
+        peerLostLocked(lost, reason);
         epoch_ = std::max(epoch_, epoch);
         return true;
       }
@@ -1448,9 +1497,16 @@ class Core {
   std::vector<bool> alive_;
   std::vector<std::string> lostReason_;
   std::vector<bool> directUp_;            // pathTo: the direct link to that peer is up
+  std::vector<bool> hadDirect_;           // a direct link to that peer was up at some point
   std::vector<Inbound> inbound_;          // per sender
   std::map<int, std::uint64_t> skipSeq_;  // test hook: sequence numbers to skip per peer
   bool breakLinks_ = false;               // test hook: close every direct link
+  struct DeferredLoss {
+    std::string reason;
+    std::uint64_t epoch;
+    Clock::time_point deadline;
+  };
+  std::map<int, DeferredLoss> deferredLoss_;  // PEER_LOST waiting for a direct link to drain
   // Relay restarts: rejoining_ from the loss of the relay until the restarted
   // relay's MEMBERSHIP; rejoinedPending_ tells the loop to send FENCEs.
   bool rejoining_ = false;

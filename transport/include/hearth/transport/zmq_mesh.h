@@ -81,7 +81,11 @@
 //   for good and logged; frames libzmq had not taken yet, and all later
 //   ones, go through the relay, followed by a FENCE telling the peer how many
 //   frames were sent. A listener whose acceptor link is down still takes a
-//   late dialer only while that link was never up.
+//   late dialer only while that link was never up. Frames received on a link
+//   before it went down are delivered. PEER_LOST for a peer that has had a
+//   direct link takes effect once that link is closed and drained (at most
+//   heartbeatTimeout later), so frames it sent just before leaving are not
+//   overtaken; a leaving node lingers 200 ms on its direct sockets too.
 // - Ordering across paths: every DATA frame carries a per-(sender, receiver)
 //   sequence number; the receiver delivers strictly in sequence order and
 //   holds at most 65536 early frames per sender. A gap (frames lost with a
