@@ -50,6 +50,14 @@ TEST(InprocMesh, RejectsBadWorldSize) {
   EXPECT_THROW(group.faults->corruptNext(0, -1), MeshUsageError);
 }
 
+TEST(InprocMesh, PathsAreSelfOrTheDefault) {
+  // Mesh::pathTo's default for backends without direct links.
+  auto group = makeInprocMesh(2);
+  EXPECT_EQ(group.ranks[0]->pathTo(0), "self");
+  EXPECT_EQ(group.ranks[0]->pathTo(1), "relay");
+  EXPECT_THROW(group.ranks[0]->pathTo(2), MeshUsageError);
+}
+
 TEST(InprocMesh, KilledRankSeesAbortedOthersSeePeerLost) {
   auto group = makeInprocMesh(2);
   auto own = group.ranks[1]->irecv(0, 0);
