@@ -396,6 +396,95 @@ TEST(ZmqRelayRestart, RelayThatStaysAwayFailsCallsAfterTheReconnectTimeout) {
   EXPECT_LT(took, 1000 + 1500);
 }
 
+// Receives from a fake relay, skipping the node's PINGs.
+std::vector<zmq::message_t> recvNonPing(zmq::socket_t& s, Millis timeout) {
+  const auto deadline = Clock::now() + timeout;
+  for (;;) {
+    const auto left = std::chrono::duration_cast<Millis>(deadline - Clock::now());
+    if (left.count() <= 0) return {};
+    auto frames = recvFrames(s, left);
+    if (frames.size() < 2) return frames;
+    const auto* h = static_cast<const std::uint8_t*>(frames[1].data());
+    if (frames[1].size() >= 2 && h[1] == 6) continue;  // PING
+    return frames;
+  }
+}
+
+// WELCOME (rank 0 of 2) and MEMBERSHIP (both alive, no direct endpoints) to `id`.
+void admitRankZeroOfTwo(zmq::socket_t& fake, const std::string& id) {
+  std::vector<zmq::message_t> f;
+  f.push_back(str(id));
+  f.push_back(header({2, 2, 0, 0, 0, 0, 2, 0, 0, 0}));
+  zmq::send_multipart(fake, f);
+  f.clear();
+  f.push_back(str(id));
+  f.push_back(header({2, 4, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0}));
+  f.push_back(header({1, 1}));
+  f.push_back(header({0, 0, 0, 0, 0, 0}));
+  zmq::send_multipart(fake, f);
+}
+
+std::uint64_t u64At(const zmq::message_t& m, std::size_t at) {
+  std::uint64_t v = 0;
+  for (int i = 0; i < 8; ++i) {
+    v |= std::uint64_t{static_cast<const std::uint8_t*>(m.data())[at + i]} << (8 * i);
+  }
+  return v;
+}
+
+TEST(ZmqRelayRestart, RejoiningNodeFencesWhatItSentThroughTheOldRelay) {
+  // A fake relay swallows one DATA frame and dies; the node re-joins the
+  // restarted (fake) relay with its rank and then announces, with a FENCE,
+  // that it had sent 1 frame to rank 1, so that rank 1 can report the loss.
+  zmq::context_t ctx;
+  auto fake = std::make_unique<zmq::socket_t>(ctx, zmq::socket_type::router);
+  fake->set(zmq::sockopt::linger, 0);
+  fake->bind("tcp://127.0.0.1:0");
+  const std::string endpoint = fake->get(zmq::sockopt::last_endpoint);
+  ZmqMeshOptions options;
+  options.relayEndpoint = endpoint;
+  options.runId = kRun;
+  options.heartbeatInterval = Millis(100);
+  options.heartbeatTimeout = Millis(1500);
+  options.relayReconnectTimeout = Millis(8000);
+  options.log = [](const std::string&) {};
+  auto node = std::async(std::launch::async, [options] { return connectZmqMesh(options); });
+  auto hi = recvNonPing(*fake, kLong);
+  ASSERT_EQ(hi.size(), 6u);
+  admitRankZeroOfTwo(*fake, hi[0].to_string());
+  auto mesh = node.get();
+  mesh->send(1, 3, bytesOf("swallowed"), kLong);
+  auto data = recvNonPing(*fake, kLong);
+  ASSERT_EQ(data.size(), 3u);
+  ASSERT_EQ(static_cast<const std::uint8_t*>(data[1].data())[1], 5);  // DATA, seq 0
+  EXPECT_EQ(u64At(data[1], 14), 0u);
+
+  fake.reset();  // the relay dies with the frame
+  std::this_thread::sleep_for(Millis(200));
+  fake = std::make_unique<zmq::socket_t>(ctx, zmq::socket_type::router);
+  fake->set(zmq::sockopt::linger, 0);
+  fake->bind(endpoint);
+  auto again = recvNonPing(*fake, kLong);
+  ASSERT_EQ(again.size(), 6u);
+  const auto* h = static_cast<const std::uint8_t*>(again[1].data());
+  EXPECT_EQ(h[1], 1);  // HELLO
+  EXPECT_EQ(h[2] | h[3] | h[4] | h[5], 0) << "not re-joining as rank 0";
+  admitRankZeroOfTwo(*fake, again[0].to_string());
+  auto fence = recvNonPing(*fake, kLong);
+  ASSERT_EQ(fence.size(), 2u);
+  const auto* fh = static_cast<const std::uint8_t*>(fence[1].data());
+  EXPECT_EQ(fh[1], 14);               // FENCE
+  EXPECT_EQ(fh[2], 1);                // to rank 1
+  EXPECT_EQ(u64At(fence[1], 6), 1u);  // one frame sent so far
+  mesh->send(1, 3, bytesOf("after"), kLong);
+  auto next = recvNonPing(*fake, kLong);
+  ASSERT_EQ(next.size(), 3u);
+  EXPECT_EQ(u64At(next[1], 14), 1u);  // the sequence goes on
+  EXPECT_EQ(next[2].to_string(), "after");
+  EXPECT_EQ(mesh->pathTo(1), "relay");
+  EXPECT_TRUE(mesh->isPeerAlive(1));
+}
+
 TEST(ZmqMesh, MalformedFrameFromTheRelayIsAProtocolError) {
   // A fake relay: a raw ROUTER that admits the node, then sends garbage.
   zmq::context_t ctx;
