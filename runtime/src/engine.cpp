@@ -79,6 +79,7 @@ EngineOptions EngineOptions::fromConfig(const Config& config) {
   options.zeroPersistBelowNumel =
       static_cast<std::size_t>(config.getInt("zero_optimization.persist_below_numel"));
   options.zeroPrefetch = config.getBool("zero_optimization.prefetch");
+  options.zeroBucketCapMb = config.getFloat("zero_optimization.bucket_cap_mb");
   if (options.zeroStage > 0 && options.codec == "dgc" && options.localWeightDecay > 0) {
     throw ConfigError(
         "config: optimizer.params.weight_decay with compression.codec dgc is not supported "
@@ -533,7 +534,7 @@ std::unique_ptr<ZeroEngine> makeZeroEngine(torch::nn::Module& model,
                                            const EngineOptions& options) {
   ZeroOptions zero;
   zero.stage = options.zeroStage;
-  zero.bucketCapMb = options.bucketCapMb;
+  zero.bucketCapMb = options.zeroBucketCapMb;
   zero.timeout = options.timeout;
   zero.gradientAccumulationSteps = options.gradientAccumulationSteps;
   zero.gradientClipping = options.gradientClipping;

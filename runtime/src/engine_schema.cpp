@@ -84,6 +84,10 @@ ConfigSchema engineConfigSchema() {
          0, 3});
   s.add({"zero_optimization.persist_below_numel", K::kInt, 2048,
          "Stage 3: parameters of a ZeroUnit with fewer elements stay whole on every rank.", 0});
+  s.add({"zero_optimization.bucket_cap_mb", K::kFloat, 4.0,
+         "Stage 2/3: gradient reduce-scatter bucket in MiB (two staging buffers of this size; "
+         "large tensors are split across buckets).",
+         1.0 / 1024, 4096.0});
   s.add({"zero_optimization.prefetch", K::kBool, true,
          "Stage 3: gather the next unit's parameters while the current one computes."});
   s.add({"logging.log_interval", K::kInt, 10, "Steps between progress lines on rank 0.", 1});

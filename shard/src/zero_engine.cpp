@@ -85,6 +85,10 @@ void ZeroEngine::Impl::backward(const at::Tensor& loss) {
 
 void ZeroEngine::Impl::onGradReady(std::size_t param) {
   if (error_) return;
+  // Autograd also runs the hook with no gradient, e.g. for a parameter that
+  // activation checkpointing passes through its outer node (the gradient was
+  // accumulated by the inner backward). Nothing arrived: nothing to do.
+  if (!params_[param].grad().defined()) return;
   if (ready_[param]) {
     fail(std::make_exception_ptr(std::logic_error(
         "hearth ZeRO: parameter '" + names_[param] +
@@ -93,7 +97,9 @@ void ZeroEngine::Impl::onGradReady(std::size_t param) {
   }
   ready_[param] = true;
   const shard_detail::ParamSlot& slot = slots_[param];
-  --buckets_[static_cast<std::size_t>(slot.bucket)].pending;
+  for (int b = slot.firstBucket; b <= slot.lastBucket; ++b) {
+    --buckets_[static_cast<std::size_t>(b)].pending;
+  }
   FlatGroup& group = groups_[static_cast<std::size_t>(slot.group)];
   try {
     while (nextBucket_ < buckets_.size() && buckets_[nextBucket_].pending == 0) {
@@ -114,17 +120,17 @@ void ZeroEngine::Impl::launchBucket(std::size_t index) {
   at::Tensor stage = floats(staging, bucket.range.size());
   {
     at::NoGradGuard noGrad;
-    for (std::size_t id : bucket.params) {
-      const FlatEntry& entry = group.layout.entries()[slots_[id].indexInGroup];
-      at::Tensor dst = stage.narrow(0, static_cast<std::int64_t>(entry.offset - bucket.range.lo),
-                                    static_cast<std::int64_t>(entry.numel));
-      at::Tensor& grad = params_[id].mutable_grad();
+    for (const shard_detail::BucketPiece& piece : bucket.pieces) {
+      const auto length = static_cast<std::int64_t>(piece.end - piece.begin);
+      at::Tensor dst = stage.narrow(0, static_cast<std::int64_t>(piece.offset), length);
+      at::Tensor& grad = params_[piece.param].mutable_grad();
       if (grad.defined()) {
-        dst.copy_(grad.reshape({-1}));
-        grad.reset();
+        dst.copy_(grad.reshape({-1}).narrow(0, static_cast<std::int64_t>(piece.begin), length));
       } else {
         dst.zero_();
       }
+      // The gradient's last piece is copied: release it.
+      if (slots_[piece.param].lastBucket == static_cast<int>(index)) grad.reset();
     }
   }
   const std::size_t owned = static_cast<std::size_t>(rank_);
@@ -200,7 +206,7 @@ void ZeroEngine::Impl::finishBackward() {
   releaseAllUnits();
   nextBucket_ = 0;
   std::fill(ready_.begin(), ready_.end(), false);
-  for (Bucket& bucket : buckets_) bucket.pending = static_cast<int>(bucket.params.size());
+  for (Bucket& bucket : buckets_) bucket.pending = static_cast<int>(bucket.pieces.size());
 }
 
 // ---- stage 3: gathering units ------------------------------------------------

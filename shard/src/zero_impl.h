@@ -30,20 +30,31 @@ namespace hearth {
 
 namespace shard_detail {
 
+// One parameter's part of a bucket: elements [begin, end) of the flattened
+// parameter land at `offset` in the bucket.
+struct BucketPiece {
+  std::size_t param = 0;  // engine parameter id
+  std::size_t begin = 0;
+  std::size_t end = 0;
+  std::size_t offset = 0;
+};
+
 // A contiguous range of one group's flat buffer whose gradients are
-// reduce-scattered together (stage 2/3).
+// reduce-scattered together (stage 2/3). Buckets never exceed the cap: a
+// large parameter is split over several consecutive buckets.
 struct Bucket {
   int group = 0;
   FlatRange range;
-  std::vector<std::size_t> params;  // engine parameter ids
+  std::vector<BucketPiece> pieces;
   std::vector<std::size_t> bounds;  // owner split, relative to range.lo
-  int pending = 0;                  // parameters whose gradient is not ready yet
+  int pending = 0;                  // pieces whose parameter's gradient is not ready yet
 };
 
 struct ParamSlot {
   int group = 0;
   std::size_t indexInGroup = 0;
-  int bucket = -1;
+  int firstBucket = -1;  // the parameter's pieces live in buckets [first, last]
+  int lastBucket = -1;   // launched last: its gradient is released then
 };
 
 }  // namespace shard_detail

@@ -200,36 +200,49 @@ void ZeroEngine::Impl::rewireOptimizer() {
 }
 
 void ZeroEngine::Impl::buildBuckets() {
-  const auto cap = static_cast<std::size_t>(options_.bucketCapMb * 1024 * 1024 / sizeof(float));
-  std::size_t largest = 0;
+  const auto cap = std::max<std::size_t>(
+      1, static_cast<std::size_t>(options_.bucketCapMb * 1024 * 1024 / sizeof(float)));
+  // Walk the parameters in reverse (the order gradients become ready) and cut
+  // each group's flat range, from the top down, into buckets of at most `cap`.
   for (std::size_t k = params_.size(); k-- > 0;) {
     shard_detail::ParamSlot& slot = slots_[k];
     const FlatGroup& group = groups_[static_cast<std::size_t>(slot.group)];
     const FlatEntry& entry = group.layout.entries()[slot.indexInGroup];
-    bool extend = !buckets_.empty();
-    if (extend) {
-      const Bucket& last = buckets_.back();
-      extend = last.group == slot.group && entry.offset + entry.numel == last.range.lo &&
-               last.range.size() + entry.numel <= cap;
-    }
-    if (!extend) {
-      Bucket bucket;
-      bucket.group = slot.group;
-      bucket.range = FlatRange{entry.offset + entry.numel, entry.offset + entry.numel};
-      buckets_.push_back(bucket);
-    }
-    Bucket& bucket = buckets_.back();
-    bucket.range.lo = entry.offset;
-    bucket.params.push_back(k);
-    slot.bucket = static_cast<int>(buckets_.size() - 1);
+    std::size_t top = entry.offset + entry.numel;
+    do {
+      bool extend = !buckets_.empty();
+      if (extend) {
+        const Bucket& last = buckets_.back();
+        extend = last.group == slot.group && last.range.lo == top && last.range.size() < cap;
+      }
+      if (!extend) {
+        Bucket bucket;
+        bucket.group = slot.group;
+        bucket.range = FlatRange{top, top};
+        buckets_.push_back(bucket);
+      }
+      Bucket& bucket = buckets_.back();
+      const std::size_t take = std::min(cap - bucket.range.size(), top - entry.offset);
+      bucket.range.lo = top - take;
+      bucket.pieces.push_back({k, top - take - entry.offset, top - entry.offset, 0});
+      const int index = static_cast<int>(buckets_.size() - 1);
+      if (slot.firstBucket < 0) slot.firstBucket = index;
+      slot.lastBucket = index;
+      top -= take;
+    } while (top > entry.offset);
   }
+  std::size_t largest = 1;
   for (Bucket& bucket : buckets_) {
     const FlatGroup& group = groups_[static_cast<std::size_t>(bucket.group)];
+    for (auto& piece : bucket.pieces) {
+      const FlatEntry& entry = group.layout.entries()[slots_[piece.param].indexInGroup];
+      piece.offset = entry.offset + piece.begin - bucket.range.lo;
+    }
     bucket.bounds = group.layout.shardBoundsWithin(bucket.range);
-    bucket.pending = static_cast<int>(bucket.params.size());
+    bucket.pending = static_cast<int>(bucket.pieces.size());
     largest = std::max(largest, bucket.range.size());
   }
-  staging_ = shard_detail::BufferPool(2, std::max<std::size_t>(largest, 1));
+  staging_ = shard_detail::BufferPool(2, largest);
 }
 
 void ZeroEngine::Impl::buildSparsifiers() {

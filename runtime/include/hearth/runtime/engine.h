@@ -100,6 +100,7 @@ struct EngineOptions {
   int zeroStage = 0;
   std::size_t zeroPersistBelowNumel = 2048;
   bool zeroPrefetch = true;
+  double zeroBucketCapMb = 4.0;
 
   // Reads gradient_accumulation_steps, gradient_clipping, communication.* and
   // compression.* (see compression_settings.h for how they combine with the

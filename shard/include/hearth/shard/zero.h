@@ -17,7 +17,8 @@
 //   stage 2: + gradients sharded (4Ψ + 12Ψ/W). Gradients are reduce-scattered
 //            bucket by bucket while backward runs (on a communication
 //            thread); each parameter's .grad is released once its bucket has
-//            been copied out, so no full-size gradient buffer exists.
+//            been copied out, so no full-size gradient buffer exists
+//            (staging: two buffers of bucketCapMb; large tensors are split).
 //   stage 3: + parameters sharded (16Ψ/W). Only modules wrapped in ZeroUnit
 //            (zero_unit.h) are partitioned: a unit's parameters are gathered
 //            into a pooled buffer before its forward, released after it,
@@ -80,9 +81,11 @@ class Module;
 namespace hearth {
 
 struct ZeroOptions {
-  int stage = 1;              // 1, 2 or 3
-  double bucketCapMb = 25.0;  // gradient reduce-scatter bucket (stage 2/3)
-  Millis timeout{300000};     // per collective
+  int stage = 1;  // 1, 2 or 3
+  // Gradient reduce-scatter bucket (stage 2/3): two staging buffers of this
+  // size exist; a parameter larger than a bucket is split across buckets.
+  double bucketCapMb = 4.0;
+  Millis timeout{300000};  // per collective
   int gradientAccumulationSteps = 1;
   double gradientClipping = 0.0;  // max global gradient norm; 0 = off
   bool broadcastInitialState = true;
