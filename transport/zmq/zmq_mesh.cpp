@@ -1079,7 +1079,10 @@ class Core {
       Link& link = io.links[p];
       if (link.state == LinkState::kUp && link.role == LinkRole::kAccept &&
           link.fd == static_cast<int>(event.value)) {
-        linkDown(io, p, "the connection closed");
+        // The fd may already belong to a newer connection (the relay's probe
+        // closes, its fd is reused): check the link itself. A PING to a gone
+        // connection fails with EHOSTUNREACH (ROUTER_MANDATORY): link down.
+        sendPing(io, p);
       }
     }
   }
