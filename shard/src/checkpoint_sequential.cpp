@@ -27,7 +27,7 @@ void CheckpointedSequentialImpl::setSegments(int segments) {
 int CheckpointedSequentialImpl::segments() const {
   const int n = static_cast<int>(modules_.size());
   if (n == 0) return 1;
-  const int s = segments_ > 0 ? segments_ : static_cast<int>(std::lround(std::sqrt(n)));
+  const int s = segments_ > 0 ? segments_ : static_cast<int>(std::ceil(std::sqrt(n)));
   return s < 1 ? 1 : (s > n ? n : s);
 }
 

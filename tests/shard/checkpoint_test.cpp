@@ -167,7 +167,7 @@ TEST(CheckpointedSequential, SegmentCountOneAndN) {
   m->push_back(counting);
   m->push_back(torch::nn::Linear(4, 4));
   m->push_back(torch::nn::Linear(4, 4));
-  EXPECT_EQ(m->segments(), 2);  // round(sqrt(4))
+  EXPECT_EQ(m->segments(), 2);  // ceil(sqrt(4))
   const at::Tensor x = at::randn({2, 4});
 
   m->setSegments(1);  // one segment = the last one: no checkpointing
@@ -275,6 +275,21 @@ TEST(Checkpoint, NoOutputsAndPassThrough) {
   at::Tensor y = checkpoint([](const at::Tensor& in) { return in; }, x);
   (y * 3).sum().backward();
   EXPECT_TRUE(at::allclose(x.grad(), at::full({4}, 3.0)));
+}
+
+}  // namespace
+}  // namespace hearth
+
+namespace hearth {
+namespace {
+
+TEST(CheckpointedSequential, DefaultSegmentCountRoundsSqrtUp) {
+  for (const auto& [modules, expected] :
+       std::vector<std::pair<int, int>>{{1, 1}, {2, 2}, {5, 3}, {9, 3}, {12, 4}, {16, 4}}) {
+    CheckpointedSequential m;
+    for (int i = 0; i < modules; ++i) m->push_back(torch::nn::Linear(2, 2));
+    EXPECT_EQ(m->segments(), expected) << modules << " modules";
+  }
 }
 
 }  // namespace

@@ -42,10 +42,12 @@
 // the last segment runs normally, because backward starts with it: its
 // activations would be recomputed straight away, so checkpointing it costs a
 // forward pass and saves nothing at the peak. Hence segments == 1 means no
-// checkpointing. Default segment count: round(sqrt(n)) — with ~sqrt(n)
+// checkpointing. Default segment count: ceil(sqrt(n)) — with ~sqrt(n)
 // segments the memory is about (segment boundaries) + (one segment's
 // activations) = O(sqrt(n)) layers, for one extra forward pass. Segments are
-// as even as possible ([i*n/s, (i+1)*n/s)). Under no-grad (evaluation) the
+// as even as possible ([i*n/s, (i+1)*n/s)). Rounding sqrt(n) up, not to
+// nearest, keeps the uncheckpointed last segment small (12 blocks: 4
+// segments, 0.26 of the activation memory, against 0.34 with 3). Under no-grad (evaluation) the
 // modules just run; a segment whose input and parameters need no gradient
 // runs plainly too (it records no graph). Children are registered as "0", "1", ... like
 // torch::nn::Sequential, so state dicts match. It is a plain Module (not
@@ -77,7 +79,7 @@ at::Tensor checkpoint(CheckpointUnaryFn fn, const at::Tensor& input,
 class CheckpointedSequentialImpl : public torch::nn::Module {
  public:
   CheckpointedSequentialImpl() = default;
-  // segments <= 0: round(sqrt(modules.size())).
+  // segments <= 0: ceil(sqrt(modules.size())).
   explicit CheckpointedSequentialImpl(std::vector<torch::nn::AnyModule> modules, int segments = 0);
 
   // Appends a module (any torch::nn module holder taking and returning one
