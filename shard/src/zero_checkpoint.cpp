@@ -16,10 +16,12 @@
 #include <chrono>
 #include <filesystem>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <stdexcept>
 #include <system_error>
 
+#include "codec_state.h"
 #include "hearth/shard/shard_checkpoint.h"
 #include "optimizer_state_slices.h"
 #include "zero_impl.h"
@@ -35,6 +37,7 @@ namespace fs = std::filesystem;
 constexpr const char* kParamSlice = "param";
 constexpr const char* kOptimPrefix = "optim.";
 constexpr const char* kRngBlob = "rng";
+constexpr const char* kCodecBlob = "codec";
 constexpr const char* kFormat = "hearth.zero/1";
 
 std::string groupDir(const std::string& dir, std::size_t group) {
@@ -153,6 +156,37 @@ struct PreparedGroup {
   std::unique_ptr<torch::optim::OptimizerParamState> state;
 };
 
+// DGC's state for this rank: its own when the world size is unchanged, else
+// the mean over the old ranks (codec_state.h). A checkpoint saved without
+// codec state (another codec) leaves the fresh state: nullopt.
+std::optional<std::vector<shard_detail::BucketCodecState>> readCodecState(ZeroEngine::Impl& impl,
+                                                                          const CheckpointSet& set,
+                                                                          const ShardState& mine) {
+  auto decode = [&](const ShardState& state,
+                    int oldRank) -> std::optional<std::vector<shard_detail::BucketCodecState>> {
+    auto blob = state.blobs.find(kCodecBlob);
+    if (blob == state.blobs.end()) return std::nullopt;
+    try {
+      return shard_detail::decodeCodecState(blob->second, impl.sparsifiers_);
+    } catch (const std::invalid_argument& e) {
+      throw ShardCheckpointError(set.shardPath(oldRank) + ": " + e.what());
+    }
+  };
+  if (set.worldSize() == impl.world_) return decode(mine, impl.rank_);
+  std::optional<std::vector<shard_detail::BucketCodecState>> sum;
+  for (int r = 0; r < set.worldSize(); ++r) {
+    auto state = decode(set.loadRank(r), r);
+    if (!state) return std::nullopt;
+    if (!sum) {
+      sum = std::move(state);
+    } else {
+      shard_detail::accumulateCodecState(*sum, *state);
+    }
+  }
+  shard_detail::scaleCodecState(*sum, 1.0f / static_cast<float>(impl.world_));
+  return sum;
+}
+
 }  // namespace
 
 void ZeroEngine::saveCheckpoint(const std::string& dir, std::int64_t step) {
@@ -186,6 +220,11 @@ void ZeroEngine::saveCheckpoint(const std::string& dir, std::int64_t step) {
 
   // Every rank writes its shard of every group. The allgather that reports
   // the outcome is also the barrier before the manifests.
+  std::uint64_t optimizerSteps = 0;
+  {
+    std::lock_guard<std::mutex> lock(impl.statsMutex_);
+    optimizerSteps = impl.stats_.optimizerSteps;
+  }
   collectively(impl, "saveCheckpoint", [&] {
     const std::vector<std::uint8_t> rng = rngBytes();
     const nlohmann::json options = shard_detail::optimizerOptionsJson(impl.optimizer_);
@@ -212,7 +251,11 @@ void ZeroEngine::saveCheckpoint(const std::string& dir, std::int64_t step) {
         fields.push_back(name);
       }
       state.blobs[kRngBlob] = rng;
+      if (g == 0 && !impl.sparsifiers_.empty()) {
+        state.blobs[kCodecBlob] = shard_detail::encodeCodecState(impl.sparsifiers_);
+      }
       state.meta = {
+          {"optimizer_steps", optimizerSteps},
           {"format", kFormat},
           {"group", g},
           {"groups", groupCount},
@@ -258,6 +301,8 @@ std::int64_t ZeroEngine::loadCheckpoint(const std::string& dir) {
   std::vector<PreparedGroup> prepared(groupCount);
   at::Tensor rng;
   std::int64_t step = 0;
+  std::uint64_t optimizerSteps = 0;
+  std::optional<std::vector<shard_detail::BucketCodecState>> codec;
   collectively(impl, "loadCheckpoint", [&] {
     if (kind.empty()) {
       throw std::invalid_argument(
@@ -335,6 +380,8 @@ std::int64_t ZeroEngine::loadCheckpoint(const std::string& dir) {
         }
         rng = at::empty({currentRng.numel()}, at::kByte);
         std::copy(blob->second.begin(), blob->second.end(), rng.data_ptr<std::uint8_t>());
+        optimizerSteps = meta.value("optimizer_steps", std::uint64_t{0});
+        if (!impl.sparsifiers_.empty()) codec = readCodecState(impl, set, state);
       }
     }
     const std::string extra = groupDir(dir, groupCount);
@@ -359,6 +406,11 @@ std::int64_t ZeroEngine::loadCheckpoint(const std::string& dir) {
       }
     }
     restoreRng(rng);
+    if (codec) shard_detail::installCodecState(std::move(*codec), impl.sparsifiers_);
+    {
+      std::lock_guard<std::mutex> lock(impl.statsMutex_);
+      impl.stats_.optimizerSteps = optimizerSteps;  // DGC's warm-up goes on from here
+    }
     impl.zeroGrad();
     // Persistent groups: every rank's model parameters are whole again.
     for (FlatGroup& group : impl.groups_) {
