@@ -105,7 +105,21 @@ int train(const Settings& s, const hearth::Config& config, const hearth::Context
   std::int64_t intervalSteps = 0;
   double trainLoss = std::numeric_limits<double>::quiet_NaN();
   double valLoss = std::numeric_limits<double>::quiet_NaN();
-  for (std::int64_t step = 1; step <= s.steps; ++step) {
+  // Sharded checkpoints (ZeRO stages 1-3): resume, then save every interval.
+  const std::string checkpointDir = config.getString("checkpoint.dir");
+  const std::string resumeFrom = config.getString("checkpoint.resume");
+  if ((!checkpointDir.empty() || !resumeFrom.empty()) && engine.zero() == nullptr) {
+    throw hearth::ConfigError(
+        "config: checkpoint.dir and checkpoint.resume need zero_optimization.stage 1, 2 or 3 "
+        "(sharded checkpoints)");
+  }
+  std::int64_t firstStep = 1;
+  if (!resumeFrom.empty()) {
+    firstStep = engine.zero()->loadCheckpoint(resumeFrom) + 1;
+    hearth::logRank0(formatString("resumed from %s at step %lld", resumeFrom.c_str(),
+                                  static_cast<long long>(firstStep - 1)));
+  }
+  for (std::int64_t step = firstStep; step <= s.steps; ++step) {
     const double lr = scheduledLearningRate(schedule, step);
     setLearningRate(*optimizer, lr);
     double stepLoss = 0;
@@ -142,6 +156,11 @@ int train(const Settings& s, const hearth::Config& config, const hearth::Context
       intervalSteps = 0;
       intervalStart = Clock::now();
     }
+    if (!checkpointDir.empty() && step % config.getInt("checkpoint.interval") == 0) {
+      const std::string dir = checkpointDir + "/step-" + std::to_string(step);
+      engine.zero()->saveCheckpoint(dir, step);
+      hearth::logRank0("checkpoint saved to " + dir);
+    }
     if (evaluates && (step % s.evalInterval == 0 || step == s.steps)) {
       const auto evalStart = Clock::now();
       valLoss = heldOutLoss(model, heldOut);
@@ -166,19 +185,20 @@ int train(const Settings& s, const hearth::Config& config, const hearth::Context
       "done: %lld steps in %.1fs, %.0f samples/s; held-out loss %.4f vs unigram %.4f nats/char "
       "(%.0f%%); sent %s/rank",
       static_cast<long long>(s.steps), elapsed,
-      static_cast<double>(samplesPerStep * s.steps) / elapsed, valLoss, unigram,
+      static_cast<double>(samplesPerStep * (s.steps - firstStep + 1)) / elapsed, valLoss, unigram,
       100.0 * valLoss / unigram, humanBytes(stats.wireBytesEstimate).c_str()));
-  metrics.write({{"event", "final"},
-                 {"step", s.steps},
-                 {"train_loss", trainLoss},
-                 {"val_loss", valLoss},
-                 {"unigram_loss", unigram},
-                 {"val_over_unigram", valLoss / unigram},
-                 {"samples_per_s", static_cast<double>(samplesPerStep * s.steps) / elapsed},
-                 {"wire_bytes", stats.wireBytesEstimate},
-                 {"elapsed_s", elapsed},
-                 {"world_size", ctx.worldSize()},
-                 {"parameters", model.parameterCount()}});
+  metrics.write(
+      {{"event", "final"},
+       {"step", s.steps},
+       {"train_loss", trainLoss},
+       {"val_loss", valLoss},
+       {"unigram_loss", unigram},
+       {"val_over_unigram", valLoss / unigram},
+       {"samples_per_s", static_cast<double>(samplesPerStep * (s.steps - firstStep + 1)) / elapsed},
+       {"wire_bytes", stats.wireBytesEstimate},
+       {"elapsed_s", elapsed},
+       {"world_size", ctx.worldSize()},
+       {"parameters", model.parameterCount()}});
   if (!sample.empty()) {
     std::cout << "--- sample (" << s.sampleChars << " characters, temperature "
               << s.sampleTemperature << ") ---\n"

@@ -90,6 +90,13 @@ ConfigSchema engineConfigSchema() {
          1.0 / 1024, 4096.0});
   s.add({"zero_optimization.prefetch", K::kBool, true,
          "Stage 3: gather the next unit's parameters while the current one computes."});
+  s.add({"checkpoint.dir", K::kString, "",
+         "Save a sharded checkpoint every checkpoint.interval steps into DIR/step-N (ZeRO "
+         "stages 1-3; docs/checkpoints.md); empty disables."});
+  s.add({"checkpoint.interval", K::kInt, 100, "Optimizer steps between checkpoints.", 1});
+  s.add({"checkpoint.resume", K::kString, "",
+         "Resume from this sharded checkpoint directory (saved at any world size); empty starts "
+         "fresh."});
   s.add({"logging.log_interval", K::kInt, 10, "Steps between progress lines on rank 0.", 1});
   s.add({"logging.metrics_file", K::kString, "",
          "JSONL file for per-step metrics written by rank 0; empty disables."});
