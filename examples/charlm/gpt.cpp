@@ -13,12 +13,15 @@
 #include <torch/nn/modules/linear.h>
 #include <torch/nn/modules/normalization.h>
 
+#include <ATen/core/grad_mode.h>
+
 #include <algorithm>
 #include <cmath>
 #include <limits>
 #include <stdexcept>
 #include <string>
 
+#include "hearth/shard/checkpoint.h"
 #include "hearth/shard/zero_unit.h"
 
 namespace charlm {
@@ -122,6 +125,7 @@ class GptNet : public torch::nn::Module {
     finalNorm_ =
         register_module("ln_final", torch::nn::LayerNorm(torch::nn::LayerNormOptions({o.nEmbd})));
     head_ = register_module("head", torch::nn::Linear(o.nEmbd, o.vocabSize));
+    checkpointSegments_ = o.checkpointSegments;
     initWeights(o);
   }
 
@@ -129,11 +133,42 @@ class GptNet : public torch::nn::Module {
     const auto positions = at::arange(tokens.size(1), at::kLong);
     auto x = dropout_->forward(tokenEmbedding_->forward(tokens) +
                                positionEmbedding_->forward(positions));
-    for (auto& block : blocks_) x = block->forward(x);
+    x = runBlocks(x);
     return head_->forward(finalNorm_->forward(x));
   }
 
  private:
+  // The blocks in segments; every segment but the last is checkpointed when
+  // gradients are recorded (its activations are recomputed in backward, with
+  // the dropout RNG restored).
+  at::Tensor runBlocks(at::Tensor x) {
+    const auto n = static_cast<std::int64_t>(blocks_.size());
+    std::int64_t segments = checkpointSegments_ < 0
+                                ? static_cast<std::int64_t>(std::ceil(std::sqrt(double(n))))
+                                : checkpointSegments_;
+    segments = std::clamp<std::int64_t>(segments, 1, n);
+    for (std::int64_t i = 0; i < segments; ++i) {
+      const std::int64_t lo = i * n / segments;
+      const std::int64_t hi = (i + 1) * n / segments;
+      auto run = [this, lo, hi](const at::Tensor& input) {
+        at::Tensor h = input;
+        for (std::int64_t k = lo; k < hi; ++k) h = blocks_[static_cast<std::size_t>(k)]->forward(h);
+        return h;
+      };
+      if (checkpointSegments_ != 0 && i + 1 < segments && at::GradMode::is_enabled()) {
+        std::vector<at::Tensor> params;
+        for (std::int64_t k = lo; k < hi; ++k) {
+          for (const auto& p : blocks_[static_cast<std::size_t>(k)]->parameters())
+            params.push_back(p);
+        }
+        x = hearth::checkpoint(run, x, params);
+      } else {
+        x = run(x);
+      }
+    }
+    return x;
+  }
+
   void initWeights(const GptOptions& o) {
     at::NoGradGuard noGrad;
     const double residualStd = 0.02 / std::sqrt(2.0 * static_cast<double>(o.nLayer));
@@ -150,6 +185,7 @@ class GptNet : public torch::nn::Module {
   torch::nn::Embedding tokenEmbedding_{nullptr}, positionEmbedding_{nullptr};
   torch::nn::Dropout dropout_{nullptr};
   std::vector<std::shared_ptr<hearth::ZeroUnitImpl>> blocks_;
+  std::int64_t checkpointSegments_ = 0;
   torch::nn::LayerNorm finalNorm_{nullptr};
   torch::nn::Linear head_{nullptr};
 };

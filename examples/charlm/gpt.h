@@ -35,6 +35,8 @@ struct GptOptions {
   std::int64_t nHead = 4;
   std::int64_t nEmbd = 64;
   double dropout = 0.0;
+  // Activation checkpointing: 0 off, -1 ceil(sqrt(nLayer)), else segments.
+  std::int64_t checkpointSegments = 0;
 };
 
 class GptNet;  // the torch::nn::Module, defined in gpt.cpp

@@ -20,6 +20,11 @@ hearth::ConfigSchema charlmSchema() {
   schema.add({"model.block_size", K::kInt, 64, "Context length in characters.", 2, 4096});
   schema.add({"model.dropout", K::kFloat, 0.0,
               "Dropout probability in attention, MLP and embeddings.", 0.0, 0.9});
+  schema.add({"model.checkpoint_segments", K::kInt, 0,
+              "Activation checkpointing: split the blocks into this many segments and recompute "
+              "all but the last in backward (docs/activation_checkpointing.md); 0 = off, -1 = "
+              "ceil(sqrt(n_layer)).",
+              -1, 64});
   schema.add({"data.path", K::kString, "",
               "Text file to train on (raw bytes, one token per distinct byte); empty: the "
               "built-in generated text."});
@@ -54,6 +59,7 @@ Settings settingsFromConfig(const hearth::Config& config) {
   s.model.nEmbd = config.getInt("model.n_embd");
   s.model.blockSize = config.getInt("model.block_size");
   s.model.dropout = config.getFloat("model.dropout");
+  s.model.checkpointSegments = config.getInt("model.checkpoint_segments");
   if (s.model.nEmbd % s.model.nHead != 0) {
     throw hearth::ConfigError("config: model.n_embd (" + std::to_string(s.model.nEmbd) +
                               ") must be divisible by model.n_head (" +

@@ -90,9 +90,16 @@ void ZeroEngine::Impl::onGradReady(std::size_t param) {
   // accumulated by the inner backward). Nothing arrived: nothing to do.
   if (!params_[param].grad().defined()) return;
   if (ready_[param]) {
+    // Autograd ran this hook again in the same backward (e.g. activation
+    // checkpointing's outer node after the inner backward). Whatever it added
+    // is in .grad if the parameter's buckets are not sent yet; once sent, a
+    // new gradient would be lost: that is an error.
+    const bool sent = slots_[param].lastBucket < static_cast<int>(nextBucket_);
+    if (!sent) return;
     fail(std::make_exception_ptr(std::logic_error(
         "hearth ZeRO: parameter '" + names_[param] +
-        "' received a gradient twice in one backward (its bucket was already sent)")));
+        "' received a gradient after its bucket was sent (two backward passes through it in one "
+        "ZeroEngine::backward?)")));
     return;
   }
   ready_[param] = true;
