@@ -385,7 +385,7 @@ TEST(ZmqDirect, StrangersAtAListenerAreRefusedAndIgnored) {
   stranger.connect(endpoint);
   {
     std::vector<zmq::message_t> hello;
-    const std::uint8_t header[] = {2, 12, 1, 0, 0, 0};  // DIRECT_HELLO claiming rank 1
+    const std::uint8_t header[] = {3, 12, 1, 0, 0, 0};  // DIRECT_HELLO claiming rank 1
     hello.emplace_back(header, sizeof(header));
     hello.emplace_back(std::string(kRun));
     hello.emplace_back(std::string("guessed-token"));
@@ -401,7 +401,7 @@ TEST(ZmqDirect, StrangersAtAListenerAreRefusedAndIgnored) {
   {
     // DATA from an unadmitted connection is ignored, not delivered.
     std::vector<zmq::message_t> data;
-    std::uint8_t header[22] = {2, 5, 1};
+    std::uint8_t header[30] = {3, 5, 1};
     header[6] = 3;  // tag 3
     data.emplace_back(header, sizeof(header));
     data.emplace_back(std::string("forged"));

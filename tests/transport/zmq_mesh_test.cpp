@@ -127,10 +127,12 @@ std::vector<zmq::message_t> recvFrames(zmq::socket_t& s, Millis timeout) {
   return frames;
 }
 
-// HELLO (version 2, type 1, requested rank -1; no advertised endpoint, no key).
+// HELLO (version 3, type 1, requested rank -1, a new node; no advertised
+// endpoint, no key).
 std::vector<zmq::message_t> hello(const std::string& run, const std::string& token) {
   std::vector<zmq::message_t> f;
-  f.push_back(header({2, 1, 0xff, 0xff, 0xff, 0xff}));
+  f.push_back(
+      header({3, 1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}));
   f.push_back(str(run));
   f.push_back(str(token));
   f.push_back(str(""));
@@ -251,28 +253,30 @@ TEST(ZmqRelay, MalformedFramesAreDroppedAndTheRelayKeepsServing) {
     return f;
   };
   hostile.push_back(one(header({})));               // empty header
-  hostile.push_back(one(header({2})));              // too short
+  hostile.push_back(one(header({3})));              // too short
   hostile.push_back(one(header({9, 6})));           // unknown version, PING
   hostile.push_back(one(header({1, 6})));           // version 1 (before direct links), PING
-  hostile.push_back(one(header({2, 200})));         // unknown type
-  hostile.push_back(one(header({2, 5, 0, 0, 0})));  // truncated DATA header
-  hostile.push_back(one(header(
-      {2, 5, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0})));  // DATA, no payload
+  hostile.push_back(one(header({2, 6})));           // version 2 (before re-admission), PING
+  hostile.push_back(one(header({3, 200})));         // unknown type
+  hostile.push_back(one(header({3, 5, 0, 0, 0})));  // truncated DATA header
+  hostile.push_back(one(header({3, 5, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+                                0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0})));  // DATA, no payload
   {
     std::vector<zmq::message_t> f;  // DATA from a node that has not joined
-    f.push_back(header({2, 5, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}));
+    f.push_back(header({3, 5, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+                        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}));
     f.push_back(str("payload"));
     hostile.push_back(std::move(f));
   }
   hostile.push_back(
-      one(header({2, 4, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0})));  // MEMBERSHIP from a node
+      one(header({3, 4, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0})));  // MEMBERSHIP from a node
   {
     std::vector<zmq::message_t> f;  // PROBE_ACK from a node that has not joined
-    f.push_back(header({2, 11}));
+    f.push_back(header({3, 11}));
     f.push_back(str("0123456789abcdef"));
     hostile.push_back(std::move(f));
   }
-  hostile.push_back(one(header({2, 13, 0, 0, 0, 0})));  // DIRECT_WELCOME: not for relays
+  hostile.push_back(one(header({3, 13, 0, 0, 0, 0})));  // DIRECT_WELCOME: not for relays
   const std::size_t count = hostile.size();
   for (auto& f : hostile) sendFrames(raw, std::move(f));
   {
@@ -414,13 +418,14 @@ std::vector<zmq::message_t> recvNonPing(zmq::socket_t& s, Millis timeout) {
 void admitRankZeroOfTwo(zmq::socket_t& fake, const std::string& id) {
   std::vector<zmq::message_t> f;
   f.push_back(str(id));
-  f.push_back(header({2, 2, 0, 0, 0, 0, 2, 0, 0, 0}));
+  f.push_back(header({3, 2, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}));
   zmq::send_multipart(fake, f);
   f.clear();
   f.push_back(str(id));
-  f.push_back(header({2, 4, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0}));
+  f.push_back(header({3, 4, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0}));
   f.push_back(header({1, 1}));
   f.push_back(header({0, 0, 0, 0, 0, 0}));
+  f.push_back(zmq::message_t(std::string(16, '\0')));  // incarnations: 0, 0
   zmq::send_multipart(fake, f);
 }
 
@@ -506,12 +511,13 @@ TEST(ZmqMesh, MalformedFrameFromTheRelayIsAProtocolError) {
   };
   {
     std::vector<zmq::message_t> f;
-    f.push_back(header({2, 2, 0, 0, 0, 0, 2, 0, 0, 0}));  // WELCOME rank 0 of 2
+    f.push_back(header({3, 2, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}));  // WELCOME 0 of 2
     toNode(std::move(f));
     f.clear();
-    f.push_back(header({2, 4, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0}));  // MEMBERSHIP epoch 0
+    f.push_back(header({3, 4, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0}));  // MEMBERSHIP epoch 0
     f.push_back(header({1, 1}));                                      // both alive
-    f.push_back(header({0, 0, 0, 0, 0, 0}));  // directory: no endpoints, no keys
+    f.push_back(header({0, 0, 0, 0, 0, 0}));             // directory: no endpoints, no keys
+    f.push_back(zmq::message_t(std::string(16, '\0')));  // incarnations: 0, 0
     toNode(std::move(f));
   }
   auto mesh = node.get();
@@ -519,8 +525,8 @@ TEST(ZmqMesh, MalformedFrameFromTheRelayIsAProtocolError) {
   auto pending = mesh->irecv(1, 0);
   {
     std::vector<zmq::message_t> f;
-    f.push_back(header({2, 5, 7, 0, 0, 0, 0, 0, 0, 0, 0,
-                        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}));  // DATA from rank 7 of 2
+    f.push_back(header({3, 5, 7, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+                        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}));  // DATA from rank 7 of 2
     f.push_back(str("x"));
     toNode(std::move(f));
   }

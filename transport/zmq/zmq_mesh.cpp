@@ -73,6 +73,7 @@ struct WireFrame {
   std::uint64_t seq;  // DATA: its sequence number; FENCE: the next one
   bool fence;
   zmq::message_t payload;
+  std::uint64_t incarnation = 0;  // the destination's when the frame was issued
 };
 
 zmq::message_t payloadMessage(MeshBytes bytes) {
@@ -118,7 +119,9 @@ struct Io {
   std::unique_ptr<zmq::socket_t> zap;  // the listener's ZAP handler (CURVE only)
   std::vector<Link> links;             // per peer rank
   std::map<std::string, int> byIdentity;
-  std::vector<std::uint64_t> sendSeq;  // next DATA sequence number per destination
+  std::vector<std::uint64_t> sendSeq;      // next DATA sequence number per destination
+  std::vector<std::uint64_t> incarnation;  // per rank, mirrors Core::incarnation_
+  std::uint64_t selfIncarnation = 0;
   std::deque<WireFrame> relayStalled;  // frames for the relay libzmq did not take yet
   std::vector<std::vector<zmq::message_t>> heldHellos;
   bool linksSetUp = false;
@@ -301,14 +304,14 @@ class Core {
         return false;
       }
     }
-    connectRelay(io, options_.requestedRank);
+    connectRelay(io, options_.requestedRank, zmqwire::kNewNode);
     return true;
   }
 
   // A fresh DEALER to the relay (nothing stale queued on it), its monitor,
   // and HELLO as its first message. libzmq reconnects it with backoff
   // (100 ms doubling up to 2 s) while the relay is unreachable.
-  void connectRelay(Io& io, int requestedRank) {
+  void connectRelay(Io& io, int requestedRank, std::uint64_t resume) {
     io.relayMonitor = zmqwire::SocketMonitor();
     io.relay = zmq::socket_t(io.context, zmq::socket_type::dealer);
     setSocketDefaults(io.relay);
@@ -329,7 +332,7 @@ class Core {
     io.relay.connect(options_.relayEndpoint);
     const std::string key = curve() ? zmqwire::keyOfZ85(nodeKeys_.publicKey) : std::string();
     std::vector<zmq::message_t> hello;
-    hello.push_back(HeaderWriter(Type::kHello).i32(requestedRank).message());
+    hello.push_back(HeaderWriter(Type::kHello).i32(requestedRank).u64(resume).message());
     hello.emplace_back(options_.runId.data(), options_.runId.size());
     hello.emplace_back(options_.joinToken.data(), options_.joinToken.size());
     hello.emplace_back(io.advertised.data(), io.advertised.size());
@@ -354,7 +357,7 @@ class Core {
         std::to_string(options_.relayReconnectTimeout.count()) + " ms");
     rejoinDeadline_ = now + options_.relayReconnectTimeout;
     rejoinAttemptDeadline_ = now + options_.heartbeatTimeout;
-    connectRelay(io, rank_);
+    connectRelay(io, rank_, io.selfIncarnation);
   }
 
   // Called every loop while rejoining. Returns true when the attempt ended
@@ -379,7 +382,7 @@ class Core {
     if (!welcomed && now >= rejoinAttemptDeadline_) {
       // No WELCOME on this connection: start over on a fresh one.
       rejoinAttemptDeadline_ = now + options_.heartbeatTimeout;
-      connectRelay(io, rank_);
+      connectRelay(io, rank_, io.selfIncarnation);
     }
     return false;
   }
@@ -390,7 +393,8 @@ class Core {
   void finishRejoin(Io& io) {
     for (int p = 0; p < static_cast<int>(io.links.size()); ++p) {
       if (p == rank_ || io.links[p].state == LinkState::kUp || io.sendSeq[p] == 0) continue;
-      io.relayStalled.push_back(WireFrame{p, 0, io.sendSeq[p], true, zmq::message_t()});
+      io.relayStalled.push_back(
+          WireFrame{p, 0, io.sendSeq[p], true, zmq::message_t(), io.incarnation[p]});
     }
     log("rejoined the relay at " + options_.relayEndpoint + " as rank " + std::to_string(rank_));
   }
@@ -621,14 +625,23 @@ class Core {
 
   // ---- sending ----
 
-  zmq::message_t dataHeader(const WireFrame& f, int peerField) {
-    if (f.fence) return HeaderWriter(Type::kFence).i32(peerField).u64(f.seq).message();
-    return HeaderWriter(Type::kData).i32(peerField).u64(f.tag).u64(f.seq).message();
+  // Through the relay: the destination's rank and incarnation; on a direct
+  // link: this node's rank and incarnation.
+  zmq::message_t dataHeader(const WireFrame& f, int peerField, std::uint64_t incarnation) {
+    if (f.fence) {
+      return HeaderWriter(Type::kFence).i32(peerField).u64(f.seq).u64(incarnation).message();
+    }
+    return HeaderWriter(Type::kData)
+        .i32(peerField)
+        .u64(f.tag)
+        .u64(f.seq)
+        .u64(incarnation)
+        .message();
   }
 
   // Sends f through the relay now if libzmq takes it. False: try again later.
   bool sendViaRelay(Io& io, WireFrame& f) {
-    std::array<zmq::message_t, 2> parts{dataHeader(f, f.dst), zmq::message_t()};
+    std::array<zmq::message_t, 2> parts{dataHeader(f, f.dst, f.incarnation), zmq::message_t()};
     if (f.fence) {
       return zmq::send_multipart(io.relay, std::array<zmq::message_t, 1>{std::move(parts[0])},
                                  zmq::send_flags::dontwait)
@@ -656,11 +669,11 @@ class Core {
     if (link.state == LinkState::kUp && !f.fence) {
       if (link.role == LinkRole::kDial) {
         link.stalled.push_back(std::move(f));
-        flushDialer(link);
+        flushDialer(io, link);
         return;
       }
       zmq::message_t id(link.identity.data(), link.identity.size());
-      zmq::message_t header = dataHeader(f, rank_);
+      zmq::message_t header = dataHeader(f, rank_, io.selfIncarnation);
       std::array<zmq::message_t*, 3> parts{&id, &header, &f.payload};
       try {
         if (sendParts(*io.listener, parts.data(), 3)) return;
@@ -672,10 +685,10 @@ class Core {
     io.relayStalled.push_back(std::move(f));
   }
 
-  void flushDialer(Link& link) {
+  void flushDialer(Io& io, Link& link) {
     while (!link.stalled.empty()) {
       WireFrame& f = link.stalled.front();
-      zmq::message_t header = dataHeader(f, rank_);
+      zmq::message_t header = dataHeader(f, rank_, io.selfIncarnation);
       std::array<zmq::message_t*, 2> parts{&header, &f.payload};
       if (!sendParts(*link.socket, parts.data(), 2)) return;
       link.stalled.pop_front();
@@ -729,7 +742,8 @@ class Core {
     for (auto& f : link.stalled) io.relayStalled.push_back(std::move(f));
     link.stalled.clear();
     if (wasUp) {
-      io.relayStalled.push_back(WireFrame{peer, 0, io.sendSeq[peer], true, zmq::message_t()});
+      io.relayStalled.push_back(
+          WireFrame{peer, 0, io.sendSeq[peer], true, zmq::message_t(), io.incarnation[peer]});
       setDirectUp(peer, false);
     }
     // An acceptor keeps the identity: frames still queued on the listener
@@ -762,6 +776,9 @@ class Core {
       const auto& entry = directory_[p];
       const bool theyReachable = !entry.endpoint.empty();
       if (curve() && entry.key.empty()) continue;
+      // Only nodes of the first world link directly; a replacement's pairs
+      // stay relayed (both ends know it from the incarnations).
+      if (io.selfIncarnation != 0 || io.incarnation[p] != 0) continue;
       if (meReachable && theyReachable) {
         link.role = rank_ < p ? LinkRole::kDial : LinkRole::kAccept;
       } else if (theyReachable) {
@@ -849,12 +866,14 @@ class Core {
     const int src = reader.i32();
     const MeshTag tag = reader.u64();
     const std::uint64_t seq = reader.u64();
+    const std::uint64_t incarnation = reader.u64();
     if (src != p) {
       directViolation(io, p, "DATA claims to come from rank " + std::to_string(src));
       return;
     }
     const auto* data = static_cast<const std::uint8_t*>(payload.data());
     std::lock_guard<std::mutex> lock(mu_);
+    if (incarnation != incarnation_[p]) return;  // from a node that has been replaced
     deliverOrderedLocked(p, tag, seq, MeshBytes(data, data + payload.size()));
   }
 
@@ -1130,6 +1149,12 @@ class Core {
       if (linking && !io.linksSetUp) {
         io.links.resize(worldSize_);
         io.sendSeq.assign(worldSize_, 0);
+        {
+          std::lock_guard<std::mutex> lock(mu_);
+          io.incarnation = incarnation_;
+          io.selfIncarnation = incarnation_[rank_];
+          replaced_.clear();  // the links start from the current incarnations
+        }
         setUpLinks(io);
       }
       const auto now = Clock::now();
@@ -1186,6 +1211,7 @@ class Core {
         lastFromRelay = Clock::now();
         if (!handle(frames)) break;
       }
+      if (io.linksSetUp) applyReplacements(io);
       if (io.listener && listenerAt < dialersAt) {
         if (io.zap && (items[listenerAt + 2].revents & ZMQ_POLLIN)) serveZap(io);
         io.listenerDrained = false;
@@ -1241,11 +1267,12 @@ class Core {
       }
       for (auto& o : sending) {
         const std::uint64_t seq = io.sendSeq[o.dst]++;
-        route(io, WireFrame{o.dst, o.tag, seq, false, payloadMessage(std::move(o.bytes))});
+        route(io, WireFrame{o.dst, o.tag, seq, false, payloadMessage(std::move(o.bytes)),
+                            io.incarnation[o.dst]});
       }
       sending.clear();
       for (auto& link : io.links) {
-        if (link.socket && link.state == LinkState::kUp) flushDialer(link);
+        if (link.socket && link.state == LinkState::kUp) flushDialer(io, link);
       }
       bool rejoining;
       bool rejoined;
@@ -1330,6 +1357,69 @@ class Core {
     if (any) ++epoch_;
   }
 
+  // Applies a MEMBERSHIP that arrives after joining: a rank whose incarnation
+  // changed was taken by a new node. Calls still pending on the old node fail
+  // with MeshPeerLost (if PEER_LOST has not already failed them), whatever it
+  // sent and was not received is dropped, and the rank is usable again with
+  // fresh sequence numbers both ways (the I/O thread resets its side in
+  // applyReplacements). A rank that is not alive there is lost.
+  void updateMembershipLocked(std::uint64_t epoch, const std::uint8_t* alive,
+                              const std::vector<std::uint64_t>& incarnations,
+                              const std::string& source) {
+    bool changed = false;
+    for (int p = 0; p < worldSize_; ++p) {
+      if (p == rank_) continue;
+      if (incarnations[p] == incarnation_[p]) {
+        if (!alive[p] && alive_[p]) {
+          peerLostLocked(p, "not alive in " + source);
+          changed = true;
+        }
+        continue;
+      }
+      // A new node has (or had) this rank; the old one is gone for good.
+      deferredLoss_.erase(p);
+      peerLostLocked(
+          p, "replaced by a new node (incarnation " + std::to_string(incarnations[p]) + ")");
+      incarnation_[p] = incarnations[p];
+      changed = true;
+      if (!alive[p]) continue;
+      alive_[p] = true;
+      lostReason_[p].clear();
+      inbound_[p] = Inbound{};
+      mailbox_.dropQueuedLocked([p](const Key& key) { return key.first == p; });
+      directUp_[p] = false;
+      hadDirect_[p] = false;
+      replaced_.push_back(p);
+      log("rank " + std::to_string(p) + " was taken by a new node (incarnation " +
+          std::to_string(incarnations[p]) + ", epoch " + std::to_string(epoch) + ")");
+    }
+    epoch_ = changed ? std::max(epoch_ + 1, epoch) : std::max(epoch_, epoch);
+  }
+
+  // I/O side of a replacement: forget the old node's link (its identity on
+  // the listener no longer names the rank), drop frames still waiting for it,
+  // and restart the sequence numbers. The pair stays relayed.
+  void applyReplacements(Io& io) {
+    std::vector<int> replaced;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      replaced.swap(replaced_);
+      for (int p : replaced) io.incarnation[p] = incarnation_[p];
+    }
+    for (int p : replaced) {
+      for (auto it = io.byIdentity.begin(); it != io.byIdentity.end();) {
+        it = it->second == p ? io.byIdentity.erase(it) : std::next(it);
+      }
+      io.links[p] = Link{};
+      io.sendSeq[p] = 0;
+      io.relayStalled.erase(
+          std::remove_if(
+              io.relayStalled.begin(), io.relayStalled.end(),
+              [&](const WireFrame& f) { return f.dst == p && f.incarnation != io.incarnation[p]; }),
+          io.relayStalled.end());
+    }
+  }
+
   // Handles one message from the relay. Returns false when the loop must stop.
   bool handle(std::vector<zmq::message_t>& frames) {
     Type type;
@@ -1345,8 +1435,10 @@ class Core {
       case Type::kWelcome: {
         const int rank = reader.i32();
         const int worldSize = reader.i32();
+        const std::uint64_t incarnation = reader.u64();
         if (rejoining_) {
-          if (rank != rank_ || worldSize != worldSize_ || rejoinWelcomed_) {
+          if (rank != rank_ || worldSize != worldSize_ || rejoinWelcomed_ ||
+              incarnation != incarnation_[rank_]) {
             protocolErrorLocked("the restarted relay admitted this node as rank " +
                                 std::to_string(rank) + " of " + std::to_string(worldSize) +
                                 " (it was rank " + std::to_string(rank_) + " of " +
@@ -1369,6 +1461,8 @@ class Core {
         directUp_.assign(worldSize, false);
         hadDirect_.assign(worldSize, false);
         inbound_.assign(worldSize, Inbound{});
+        incarnation_.assign(worldSize, 0);
+        incarnation_[rank] = incarnation;
         joinState_ = JoinState::kWelcomed;
         return true;
       }
@@ -1393,34 +1487,40 @@ class Core {
         const std::uint64_t epoch = reader.u64();
         const int worldSize = reader.i32();
         std::vector<zmqwire::DirectoryEntry> directory;
+        std::vector<std::uint64_t> incarnations;
+        const bool wellFormed =
+            worldSize == worldSize_ && frames[1].size() == static_cast<std::size_t>(worldSize_) &&
+            zmqwire::decodeDirectory(frames[2], worldSize_, &directory, &why) &&
+            zmqwire::decodeIncarnations(frames[3], worldSize_, &incarnations, &why) &&
+            incarnations[rank_] == incarnation_[rank_];
+        const auto* alive = static_cast<const std::uint8_t*>(frames[1].data());
         if (rejoining_ && rejoinWelcomed_) {
-          if (worldSize != worldSize_ || frames[1].size() != static_cast<std::size_t>(worldSize_) ||
-              !zmqwire::decodeDirectory(frames[2], worldSize_, &directory, &why)) {
-            protocolErrorLocked("unexpected MEMBERSHIP from the restarted relay");
+          if (!wellFormed) {
+            protocolErrorLocked("unexpected MEMBERSHIP from the restarted relay" +
+                                (why.empty() ? "" : ": " + why));
             return false;
           }
           // Direct links stay as they are; the new directory is not used.
-          const auto* alive = static_cast<const std::uint8_t*>(frames[1].data());
-          bool changed = false;
-          for (int p = 0; p < worldSize_; ++p) {
-            if (!alive[p] && alive_[p] && p != rank_) {
-              peerLostLocked(p, "not alive in the restarted relay's membership");
-              changed = true;
-            }
-          }
-          epoch_ = std::max(epoch_, epoch) + (changed ? 1 : 0);
+          updateMembershipLocked(epoch, alive, incarnations, "the restarted relay's membership");
           rejoining_ = false;
           rejoinedPending_ = true;
           wake();
           return true;
         }
-        if (joinState_ != JoinState::kWelcomed || worldSize != worldSize_ ||
-            frames[1].size() != static_cast<std::size_t>(worldSize_) ||
-            !zmqwire::decodeDirectory(frames[2], worldSize_, &directory, &why)) {
+        if (member && !rejoining_) {
+          // A membership change while running: a new node took a lost rank.
+          if (!wellFormed) {
+            protocolErrorLocked("unexpected MEMBERSHIP update" + (why.empty() ? "" : ": " + why));
+            return false;
+          }
+          updateMembershipLocked(epoch, alive, incarnations, "the relay's membership");
+          return true;
+        }
+        if (joinState_ != JoinState::kWelcomed || !wellFormed) {
           protocolErrorLocked("unexpected MEMBERSHIP" + (why.empty() ? "" : ": " + why));
           return false;
         }
-        const auto* alive = static_cast<const std::uint8_t*>(frames[1].data());
+        incarnation_ = incarnations;
         for (int p = 0; p < worldSize_; ++p) {
           if (!alive[p]) peerLostLocked(p, "not alive in the membership");
         }
@@ -1440,11 +1540,14 @@ class Core {
         }
         if (terminal_ != Terminal::kNone) return true;
         if (type == Type::kFence) {
-          fenceLocked(src, reader.u64());
+          const std::uint64_t next = reader.u64();
+          if (reader.u64() == incarnation_[src]) fenceLocked(src, next);
           return true;
         }
         const MeshTag tag = reader.u64();
         const std::uint64_t seq = reader.u64();
+        // From a node that has since been replaced: never the new one's.
+        if (reader.u64() != incarnation_[src]) return true;
         const auto* data = static_cast<const std::uint8_t*>(frames[1].data());
         deliverOrderedLocked(src, tag, seq, MeshBytes(data, data + frames[1].size()));
         return true;
@@ -1497,6 +1600,9 @@ class Core {
   std::vector<zmqwire::DirectoryEntry> directory_;
 
   std::uint64_t epoch_ = 0;
+  // Per rank: the relay epoch at which its current node was admitted.
+  std::vector<std::uint64_t> incarnation_;
+  std::vector<int> replaced_;  // ranks taken by new nodes, for applyReplacements
   std::vector<bool> alive_;
   std::vector<std::string> lostReason_;
   std::vector<bool> directUp_;            // pathTo: the direct link to that peer is up

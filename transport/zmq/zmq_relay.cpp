@@ -124,6 +124,9 @@ class ZmqRelay::Impl {
     std::string advertised;  // the endpoint the node says it accepts direct links on
     std::string key;         // the node's raw CURVE public key (empty without CURVE)
     bool reachable = false;  // the probe of `advertised` succeeded
+    // The relay epoch at which this rank's current node was admitted (0 for
+    // the first world); a node that replaces a lost one gets a new value.
+    std::uint64_t incarnation = 0;
   };
 
   // An outside check of a node's advertised endpoint: a short-lived DEALER
@@ -336,6 +339,7 @@ class ZmqRelay::Impl {
     }
     HeaderReader reader(frames[1]);
     const int requested = reader.i32();
+    const std::uint64_t resume = reader.u64();
     if (frames[2].to_string() != options_.runId) {
       reject(identity, "unknown run id '" + frames[2].to_string() + "'");
       return;
@@ -344,8 +348,12 @@ class ZmqRelay::Impl {
       reject(identity, "bad join token");
       return;
     }
+    if (resume != zmqwire::kNewNode && requested < 0) {
+      malformed(identity, "HELLO resuming without its rank");
+      return;
+    }
     if (complete_) {
-      reject(identity, "run is full (" + std::to_string(options_.worldSize) + " nodes)");
+      readmit(identity, requested, resume, advertised, key);
       return;
     }
     int rank = -1;
@@ -377,18 +385,92 @@ class ZmqRelay::Impl {
     slot.lastSeen = Clock::now();
     slot.advertised = advertised;
     slot.key = key;
+    // A node resuming after a relay restart keeps its incarnation; the epoch
+    // moves past it, so that a later replacement gets a new value.
+    slot.incarnation = resume == zmqwire::kNewNode ? epoch_ : resume;
+    if (resume != zmqwire::kNewNode && resume > epoch_) {
+      epoch_ = resume;
+      bump([this](ZmqRelayStats& s) { s.epoch = epoch_; });
+    }
     byIdentity_[identity] = rank;
     ++joinedCount_;
     bump([](ZmqRelayStats& s) { ++s.joined; });
     log("hearth relay: " + printable(identity) + " joined as rank " + std::to_string(rank) + " (" +
         std::to_string(joinedCount_) + "/" + std::to_string(options_.worldSize) + ")");
-    if (!sendTo(identity,
-                HeaderWriter(Type::kWelcome).i32(rank).i32(options_.worldSize).message())) {
+    if (!sendTo(identity, HeaderWriter(Type::kWelcome)
+                              .i32(rank)
+                              .i32(options_.worldSize)
+                              .u64(slot.incarnation)
+                              .message())) {
       dropJoiner(rank);
       return;
     }
     if (!advertised.empty()) startProbe(rank);
     maybeCompleteWorld();
+  }
+
+  // HELLO once the world is complete: a new node may take the place of a
+  // lost one (requested rank, or -1: the lowest lost rank). The epoch
+  // increases, the rank gets a new incarnation and every member gets the new
+  // MEMBERSHIP. A lost node cannot resume its old incarnation.
+  void readmit(const std::string& identity, int requested, std::uint64_t resume,
+               const std::string& advertised, const std::string& key) {
+    if (requested >= options_.worldSize) {
+      reject(identity, "requested rank " + std::to_string(requested) + " is out of range [0, " +
+                           std::to_string(options_.worldSize) + ")");
+      return;
+    }
+    if (requested >= 0 && slots_[requested].alive) {
+      reject(identity, "requested rank " + std::to_string(requested) + " is taken");
+      return;
+    }
+    if (resume != zmqwire::kNewNode) {
+      reject(identity, "rank " + std::to_string(requested) +
+                           " was declared lost; a lost node cannot resume (join as a new node)");
+      return;
+    }
+    int rank = requested;
+    for (int r = 0; r < options_.worldSize && rank < 0; ++r) {
+      if (!slots_[r].alive) rank = r;
+    }
+    if (rank < 0) {
+      reject(identity, "run is full (" + std::to_string(options_.worldSize) + " nodes)");
+      return;
+    }
+    Slot& slot = slots_[rank];
+    // The lost node's identity no longer names this rank: anything it still
+    // sends is dropped as coming from a stranger.
+    byIdentity_.erase(slot.identity);
+    slot = Slot{};
+    slot.joined = true;
+    slot.alive = true;
+    slot.identity = identity;
+    slot.lastSeen = Clock::now();
+    // Direct links are not set up for a replacement in this version: its
+    // pairs stay relayed, so its endpoint is neither probed nor listed.
+    slot.advertised = advertised;
+    slot.key = key;
+    ++epoch_;
+    slot.incarnation = epoch_;
+    byIdentity_[identity] = rank;
+    bump([this](ZmqRelayStats& s) {
+      ++s.joined;
+      ++s.readmitted;
+      s.epoch = epoch_;
+    });
+    log("hearth relay: " + printable(identity) + " re-admitted as rank " + std::to_string(rank) +
+        ", epoch " + std::to_string(epoch_));
+    if (!sendTo(identity, HeaderWriter(Type::kWelcome)
+                              .i32(rank)
+                              .i32(options_.worldSize)
+                              .u64(slot.incarnation)
+                              .message())) {
+      markLost(rank, "unreachable");
+      return;
+    }
+    for (int r = 0; r < options_.worldSize; ++r) {
+      if (slots_[r].alive) sendMembership(r);
+    }
   }
 
   void maybeCompleteWorld() {
@@ -498,12 +580,18 @@ class ZmqRelay::Impl {
     std::vector<zmqwire::DirectoryEntry> directory(options_.worldSize);
     for (int p = 0; p < options_.worldSize; ++p) {
       alive[p] = slots_[p].alive ? 1 : 0;
-      if (slots_[p].reachable) directory[p].endpoint = slots_[p].advertised;
+      if (slots_[p].reachable && slots_[p].incarnation == 0) {
+        directory[p].endpoint = slots_[p].advertised;
+      }
       if (!publicKey_.empty()) directory[p].key = slots_[p].key;
     }
     frames.emplace_back(alive.data(), alive.size());
     const std::string encoded = zmqwire::encodeDirectory(directory);
     frames.emplace_back(encoded.data(), encoded.size());
+    std::vector<std::uint64_t> incarnations(options_.worldSize);
+    for (int p = 0; p < options_.worldSize; ++p) incarnations[p] = slots_[p].incarnation;
+    const std::string encodedIncarnations = zmqwire::encodeIncarnations(incarnations);
+    frames.emplace_back(encodedIncarnations.data(), encodedIncarnations.size());
     if (!sendTo(slots_[r].identity, frames)) markLost(r, "unreachable");
   }
 
@@ -523,13 +611,22 @@ class ZmqRelay::Impl {
       return;
     }
     if (!slots_[dst].alive) return;  // the sender got (or will get) PEER_LOST for dst
+    const std::uint64_t tagOrNext = reader.u64();
+    const std::uint64_t seq = type == Type::kData ? reader.u64() : 0;
+    if (reader.u64() != slots_[dst].incarnation) {
+      // Sent to an earlier node of that rank, before the sender learned that
+      // it was replaced: never deliver it to the new one.
+      bump([](ZmqRelayStats& s) { ++s.stale; });
+      return;
+    }
+    const std::uint64_t srcIncarnation = slots_[src].incarnation;
     std::vector<zmq::message_t> out;
     if (type == Type::kFence) {
-      out.push_back(HeaderWriter(Type::kFence).i32(src).u64(reader.u64()).message());
+      out.push_back(
+          HeaderWriter(Type::kFence).i32(src).u64(tagOrNext).u64(srcIncarnation).message());
     } else {
-      const std::uint64_t tag = reader.u64();
-      const std::uint64_t seq = reader.u64();
-      out.push_back(HeaderWriter(Type::kData).i32(src).u64(tag).u64(seq).message());
+      out.push_back(
+          HeaderWriter(Type::kData).i32(src).u64(tagOrNext).u64(seq).u64(srcIncarnation).message());
       out.push_back(std::move(frames[2]));  // zero-copy forward of the payload
     }
     if (sendTo(slots_[dst].identity, out)) {

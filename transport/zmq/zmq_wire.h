@@ -15,17 +15,23 @@
 namespace hearth {
 namespace zmqwire {
 
-constexpr std::uint8_t kVersion = 2;
+constexpr std::uint8_t kVersion = 3;
+
+// HELLO's resumeIncarnation for a node that joins afresh (not resuming after
+// a relay restart).
+constexpr std::uint64_t kNewNode = ~std::uint64_t{0};
 
 enum class Type : std::uint8_t {
-  kHello = 1,           // node -> relay: i32 requested rank; frames: run id, join token,
+  kHello = 1,           // node -> relay: i32 requested rank, u64 resume incarnation
+                        //   (kNewNode: a new node); frames: run id, join token,
                         //   advertised endpoint (may be empty), node CURVE public key (0/32 bytes)
-  kWelcome = 2,         // relay -> node: i32 rank, i32 world size
+  kWelcome = 2,         // relay -> node: i32 rank, i32 world size, u64 incarnation
   kReject = 3,          // relay -> node, listener -> dialer: frame: reason
   kMembership = 4,      // relay -> node: u64 epoch, i32 world size; frames: alive byte per rank,
-                        //   directory (encodeDirectory)
+                        //   directory (encodeDirectory), u64 incarnation per rank
   kData = 5,            // i32 peer (dst node->relay; src relay->node and on direct links),
-                        //   u64 tag, u64 seq; frame: payload
+                        //   u64 tag, u64 seq, u64 incarnation (node->relay: the
+                        //   destination's; else the sender's); frame: payload
   kPing = 6,            // node -> relay; both ways on direct links
   kPong = 7,            // relay -> node
   kLeave = 8,           // node -> relay
@@ -34,7 +40,8 @@ enum class Type : std::uint8_t {
   kProbeAck = 11,       // node -> relay: frame: the nonce its listener received
   kDirectHello = 12,    // dialer -> listener: i32 dialer rank; frames: run id, join token
   kDirectWelcome = 13,  // listener -> dialer: i32 listener rank
-  kFence = 14,          // i32 peer (dst node->relay, src relay->node), u64 next seq
+  kFence = 14,          // i32 peer (dst node->relay, src relay->node), u64 next seq,
+                        //   u64 incarnation (as in DATA)
 };
 
 constexpr std::uint8_t kLastType = 14;
@@ -45,6 +52,7 @@ inline int expectedFrames(Type type) {
     case Type::kHello:
       return 5;
     case Type::kMembership:
+      return 4;
     case Type::kDirectHello:
       return 3;
     case Type::kReject:
@@ -67,18 +75,20 @@ inline int expectedFrames(Type type) {
 // Size of header frame 0 for each type.
 inline std::size_t headerSize(Type type) {
   switch (type) {
-    case Type::kHello:
     case Type::kDirectHello:
     case Type::kDirectWelcome:
       return 2 + 4;
+    case Type::kHello:
+      return 2 + 4 + 8;
     case Type::kWelcome:
-      return 2 + 4 + 4;
+      return 2 + 4 + 4 + 8;
     case Type::kMembership:
       return 2 + 8 + 4;
     case Type::kData:
+      return 2 + 4 + 8 + 8 + 8;
+    case Type::kFence:
       return 2 + 4 + 8 + 8;
     case Type::kPeerLost:
-    case Type::kFence:
       return 2 + 4 + 8;
     case Type::kReject:
     case Type::kPing:
@@ -249,6 +259,148 @@ inline bool decodeDirectory(const zmq::message_t& frame, int worldSize,
     return false;
   }
   return true;
+}
+
+// MEMBERSHIP's incarnations: u64 per rank, the relay epoch at which the
+// rank's current node was admitted (0 for the first world).
+inline std::string encodeIncarnations(const std::vector<std::uint64_t>& incarnations) {
+  std::string out;
+  for (std::uint64_t v : incarnations) {
+    for (int i = 0; i < 8; ++i) out += static_cast<char>((v >> (8 * i)) & 0xff);
+  }
+  return out;
+}
+
+inline bool decodeIncarnations(const zmq::message_t& frame, int worldSize,
+                               std::vector<std::uint64_t>* incarnations, std::string* why) {
+  if (worldSize < 0 || frame.size() != static_cast<std::size_t>(worldSize) * 8) {
+    *why = "incarnations frame of " + std::to_string(frame.size()) + " bytes for a world of " +
+           std::to_string(worldSize);
+    return false;
+  }
+  const auto* p = static_cast<const std::uint8_t*>(frame.data());
+  incarnations->assign(worldSize, 0);
+  for (int r = 0; r < worldSize; ++r) {
+    std::uint64_t v = 0;
+    for (int i = 0; i < 8; ++i) v |= std::uint64_t{p[8 * r + i]} << (8 * i);
+    (*incarnations)[r] = v;
+  }
+  return true;
+}
+
+// A message fully parsed and validated, as the relay and the node read it
+// before acting on it (zmq_relay.cpp handle/hello/data, zmq_mesh.cpp handle,
+// handleListener, handleDialer). Fields not used by `type` stay default.
+struct ParsedMessage {
+  Type type = Type::kPing;
+  std::int32_t rank = -1;  // HELLO: requested; WELCOME, DIRECT_*: rank; DATA/FENCE/PEER_LOST: peer
+  std::int32_t worldSize = 0;
+  std::uint64_t epoch = 0;        // MEMBERSHIP, PEER_LOST
+  std::uint64_t tag = 0;          // DATA
+  std::uint64_t seq = 0;          // DATA: seq; FENCE: next seq
+  std::uint64_t incarnation = 0;  // HELLO: resume; WELCOME, DATA, FENCE
+  std::string alive;              // MEMBERSHIP
+  std::vector<DirectoryEntry> directory;
+  std::vector<std::uint64_t> incarnations;
+  std::vector<std::string> strings;  // run id, token, endpoint, key, reason, nonce
+  std::size_t payloadBytes = 0;      // DATA
+};
+
+// Largest world a MEMBERSHIP may announce (one alive byte per rank must be there).
+constexpr std::int32_t kMaxWorldSize = 1 << 20;
+
+// Parses frames (after any ROUTER identity) into `out`. Pure: no sockets, no
+// state; false with `why` on any malformed input, never throws.
+inline bool parseMessage(const zmq::message_t* frames, std::size_t count, ParsedMessage* out,
+                         std::string* why) {
+  if (!checkHeader(frames, count, &out->type, why)) return false;
+  HeaderReader reader(frames[0]);
+  auto str = [&](std::size_t i, std::size_t limit, const char* what) {
+    if (frames[i].size() > limit) {
+      *why = std::string(what) + " of " + std::to_string(frames[i].size()) + " bytes";
+      return false;
+    }
+    out->strings.push_back(frames[i].to_string());
+    return true;
+  };
+  switch (out->type) {
+    case Type::kHello:
+      out->rank = reader.i32();
+      out->incarnation = reader.u64();
+      if (!str(1, kMaxStringBytes, "run id") || !str(2, kMaxStringBytes, "join token") ||
+          !str(3, kMaxEndpointBytes, "advertised endpoint") ||
+          !str(4, kCurveKeyBytes, "CURVE key")) {
+        return false;
+      }
+      if (!out->strings[3].empty() && out->strings[3].size() != kCurveKeyBytes) {
+        *why = "CURVE key of " + std::to_string(out->strings[3].size()) + " bytes";
+        return false;
+      }
+      return true;
+    case Type::kWelcome:
+      out->rank = reader.i32();
+      out->worldSize = reader.i32();
+      out->incarnation = reader.u64();
+      if (out->worldSize < 1 || out->rank < 0 || out->rank >= out->worldSize) {
+        *why = "WELCOME for rank " + std::to_string(out->rank) + " of " +
+               std::to_string(out->worldSize);
+        return false;
+      }
+      return true;
+    case Type::kReject:
+      out->strings.push_back(frames[1].to_string().substr(0, kMaxStringBytes));
+      return true;
+    case Type::kMembership: {
+      out->epoch = reader.u64();
+      out->worldSize = reader.i32();
+      if (out->worldSize < 1 || out->worldSize > kMaxWorldSize ||
+          frames[1].size() != static_cast<std::size_t>(out->worldSize)) {
+        *why = "MEMBERSHIP for a world of " + std::to_string(out->worldSize) + " with " +
+               std::to_string(frames[1].size()) + " alive bytes";
+        return false;
+      }
+      out->alive = frames[1].to_string();
+      return decodeDirectory(frames[2], out->worldSize, &out->directory, why) &&
+             decodeIncarnations(frames[3], out->worldSize, &out->incarnations, why);
+    }
+    case Type::kData:
+      out->rank = reader.i32();
+      out->tag = reader.u64();
+      out->seq = reader.u64();
+      out->incarnation = reader.u64();
+      out->payloadBytes = frames[1].size();
+      return true;
+    case Type::kFence:
+      out->rank = reader.i32();
+      out->seq = reader.u64();
+      out->incarnation = reader.u64();
+      return true;
+    case Type::kPeerLost:
+      out->rank = reader.i32();
+      out->epoch = reader.u64();
+      out->strings.push_back(frames[1].to_string().substr(0, kMaxStringBytes));
+      return true;
+    case Type::kProbe:
+    case Type::kProbeAck:
+      if (frames[1].size() != kNonceBytes) {
+        *why = "nonce of " + std::to_string(frames[1].size()) + " bytes";
+        return false;
+      }
+      out->strings.push_back(frames[1].to_string());
+      return true;
+    case Type::kDirectHello:
+      out->rank = reader.i32();
+      return str(1, kMaxStringBytes, "run id") && str(2, kMaxStringBytes, "join token");
+    case Type::kDirectWelcome:
+      out->rank = reader.i32();
+      return true;
+    case Type::kPing:
+    case Type::kPong:
+    case Type::kLeave:
+      return true;
+  }
+  *why = "unknown message type";
+  return false;
 }
 
 // Z85 text of a raw 32-byte CURVE key ("" for anything else).

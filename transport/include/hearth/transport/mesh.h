@@ -26,7 +26,8 @@
 // - Peer loss: when a peer dies or leaves, every pending and future call that
 //   involves it fails with MeshPeerLost naming it, and epoch() increases.
 //   Messages that had already arrived from it before the loss can still be
-//   received.
+//   received (until a backend that supports re-admission gives the rank to a
+//   new node, which discards them).
 // - abort() may be called from any thread and never blocks: pending and future
 //   calls on this rank fail promptly with MeshAborted, and the other ranks see
 //   this rank as lost. The destructor aborts.
@@ -142,7 +143,9 @@ class Mesh {
   virtual int rank() const = 0;
   virtual int worldSize() const = 0;
   // Membership epoch: starts at 0, increases every time membership changes
-  // (a peer is lost). Equal on all ranks once they observed the same changes.
+  // (a peer is lost; with the zmq backend also when a new node takes a lost
+  // peer's rank, see zmq_mesh.h). Equal on all ranks once they observed the
+  // same changes.
   virtual std::uint64_t epoch() const = 0;
   // False once `peer` is known to be lost. REQUIRES: valid rank.
   virtual bool isPeerAlive(int peer) const = 0;

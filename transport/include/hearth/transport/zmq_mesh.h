@@ -25,7 +25,8 @@
 // - Relay restarts: once joined, a node that loses the relay keeps its rank,
 //   its peers and its direct links (which go on working) and reconnects on a
 //   fresh DEALER (ZMQ_RECONNECT_IVL 100 ms doubling to ZMQ_RECONNECT_IVL_MAX
-//   2 s), sending HELLO with requestedRank = its rank, for up to
+//   2 s), sending HELLO with requestedRank = its rank (and its incarnation:
+//   a relay that has declared it lost refuses to let it resume), for up to
 //   relayReconnectTimeout (a new connection every heartbeatTimeout until a
 //   WELCOME). A relay restarted at the same endpoint with the same run id,
 //   token and world size rebuilds the membership from the re-joining nodes;
@@ -40,6 +41,25 @@
 //   joined yet does not reconnect. The relay declares a silent
 //   node lost after its own heartbeatTimeout and tells the others
 //   (PEER_LOST), which fail calls involving it with MeshPeerLost.
+// - Re-admission (epochs): once the world is complete, a new node may take a
+//   lost rank: connectZmqMesh with requestedRank = that rank, or -1 = the
+//   lowest lost rank (a live rank: MeshRejected "requested rank R is taken";
+//   no lost rank: "run is full"). The relay increments its epoch, gives the
+//   rank a new incarnation and sends every member the new MEMBERSHIP. On the
+//   members: calls pending on the old node have failed with MeshPeerLost
+//   (PEER_LOST came first); its unreceived messages are dropped; sequence
+//   numbers restart for the pair; isPeerAlive(rank) is true again and later
+//   calls go to the new node. Frames of (or addressed to) the old node are
+//   never delivered as the new one's: every DATA/FENCE carries the
+//   incarnation, checked by the relay and the receiver. A replacement's
+//   pairs are relayed (no direct links). epoch() is the number of
+//   membership changes this rank has seen: it increases on each loss (relay
+//   PEER_LOST, a broken stream, the relay lost) and on each replacement
+//   (max(epoch + 1, relay epoch)); it equals the relay's epoch on every rank
+//   that saw only the relay's announcements. The replacement's epoch() starts
+//   at the relay's epoch. Collective sequences are not carried across a
+//   replacement: start new ones (fresh MeshCollectives, new tagBase) on all
+//   ranks after it.
 // - A malformed frame from the relay breaks the mesh: every pending and future
 //   call fails with MeshProtocolError.
 // - abort() / the destructor: pending calls fail with MeshAborted; the node

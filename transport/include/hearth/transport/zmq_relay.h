@@ -27,6 +27,16 @@
 // - A member that sends nothing for heartbeatTimeout, or sends LEAVE, is lost:
 //   the epoch increases and every other member gets PEER_LOST(rank, epoch).
 //   A node that vanishes before the world is complete just frees its slot.
+// - Re-admission: once the world is complete, a new node (right run id and
+//   token/key) may take a lost rank: requestedRank = that rank, or -1 = the
+//   lowest lost rank. A live rank is refused ("requested rank R is taken"),
+//   a world without lost ranks too ("run is full"), and so is a lost node
+//   that tries to resume its old place. The epoch increases, the rank gets a
+//   new incarnation (= that epoch), and every member gets the new
+//   MEMBERSHIP. DATA/FENCE carry the incarnation of the destination; frames
+//   addressed to the replaced node are dropped (stats().stale), and the
+//   lost node's identity no longer maps to the rank. A replacement's pairs
+//   stay relayed (no probe, no directory endpoint).
 // - Malformed frames are dropped with one log line; the relay keeps serving.
 // - Threading: run() serves on the calling thread until requestStop();
 //   start() serves on a background thread and stop() (or the destructor)
@@ -94,6 +104,10 @@ struct ZmqRelayStats {
   // Probes of advertised endpoints that succeeded / failed (timed out).
   std::uint64_t probesOk = 0;
   std::uint64_t probesFailed = 0;
+  // New nodes admitted in place of lost ones (each also counts in joined).
+  std::uint64_t readmitted = 0;
+  // DATA/FENCE dropped because they were addressed to a replaced node.
+  std::uint64_t stale = 0;
   bool worldComplete = false;
 };
 
