@@ -13,4 +13,7 @@
 #include "hearth/runtime/metrics.h"
 #include "hearth/runtime/optimizer_factory.h"
 #include "hearth/runtime/seed.h"
+#include "hearth/shard/checkpoint.h"
+#include "hearth/shard/zero.h"
+#include "hearth/shard/zero_unit.h"
 #include "hearth/transport/collectives.h"
