@@ -16,7 +16,7 @@ extern "C" void onSignal(int) {
 }
 
 void usage(std::ostream& out) {
-  out << "usage: hearth-relay --run-id ID --world-size N [options]\n"
+  out << "usage: hearth-relay --run-id ID --world-size N|MIN:MAX [options]\n"
          "\n"
          "The rendezvous and forwarder of one hearth run (docs/transport_protocol.md).\n"
          "\n"
@@ -24,6 +24,11 @@ void usage(std::ostream& out) {
          "                          port 0 picks a free port, printed at start)\n"
          "  --run-id ID             run id nodes must present (required)\n"
          "  --world-size N          nodes expected in the run (required, >= 1)\n"
+         "  --world-size MIN:MAX    elastic size (1 <= MIN <= MAX): admit up to MAX nodes;\n"
+         "                          seal the world at once when MAX joined, or when at\n"
+         "                          least MIN joined and none arrived for --join-grace\n"
+         "  --join-grace SECONDS    with MIN:MAX, how long to wait for another node once\n"
+         "                          MIN joined (default 5; decimals allowed, >= 0)\n"
          "  --token TOKEN           join token nodes must present\n"
          "  --token-env VAR         read the join token from environment variable VAR\n"
          "                          (keeps it out of the process list)\n"
@@ -42,6 +47,29 @@ bool parseInt(const std::string& s, long* out) {
     std::size_t used = 0;
     *out = std::stol(s, &used);
     return used == s.size();
+  } catch (const std::exception&) {
+    return false;
+  }
+}
+
+// N or MIN:MAX, 1 <= MIN <= MAX <= 2^20.
+bool parseWorldSize(const std::string& s, long* min, long* max) {
+  constexpr long kMax = 1 << 20;
+  const auto colon = s.find(':');
+  if (colon == std::string::npos) {
+    if (!parseInt(s, max) || *max < 1 || *max > kMax) return false;
+    *min = *max;
+    return true;
+  }
+  return parseInt(s.substr(0, colon), min) && parseInt(s.substr(colon + 1), max) && *min >= 1 &&
+         *min <= *max && *max <= kMax;
+}
+
+bool parseSeconds(const std::string& s, double* out) {
+  try {
+    std::size_t used = 0;
+    *out = std::stod(s, &used);
+    return used == s.size() && *out >= 0 && *out <= 86400.0;
   } catch (const std::exception&) {
     return false;
   }
@@ -77,12 +105,28 @@ int main(int argc, char** argv) {
       options.runId = value;
       haveRunId = true;
     } else if (arg == "--world-size") {
-      if (!parseInt(value, &n) || n < 1 || n > 1 << 20) {
-        std::cerr << "hearth-relay: --world-size must be an integer >= 1, got '" << value << "'\n";
+      long min = 0;
+      long max = 0;
+      if (!parseWorldSize(value, &min, &max)) {
+        std::cerr << "hearth-relay: --world-size must be N or MIN:MAX with integers "
+                     "1 <= MIN <= MAX, got '"
+                  << value << "'\n";
         return 2;
       }
-      options.worldSize = static_cast<int>(n);
+      options.worldSize = static_cast<int>(max);
+      if (min != max) {
+        options.minWorldSize = static_cast<int>(min);
+        options.maxWorldSize = static_cast<int>(max);
+      }
       haveWorld = true;
+    } else if (arg == "--join-grace") {
+      double seconds = 0;
+      if (!parseSeconds(value, &seconds)) {
+        std::cerr << "hearth-relay: --join-grace must be a number of seconds >= 0, got '" << value
+                  << "'\n";
+        return 2;
+      }
+      options.joinGrace = std::chrono::milliseconds(static_cast<long>(seconds * 1000.0 + 0.5));
     } else if (arg == "--token") {
       options.joinToken = value;
     } else if (arg == "--token-env") {

@@ -1437,7 +1437,9 @@ class Core {
         const int worldSize = reader.i32();
         const std::uint64_t incarnation = reader.u64();
         if (rejoining_) {
-          if (rank != rank_ || worldSize != worldSize_ || rejoinWelcomed_ ||
+          // A restarted relay with an elastic size announces its upper
+          // bound until it seals the world again; MEMBERSHIP must match.
+          if (rank != rank_ || worldSize < worldSize_ || rejoinWelcomed_ ||
               incarnation != incarnation_[rank_]) {
             protocolErrorLocked("the restarted relay admitted this node as rank " +
                                 std::to_string(rank) + " of " + std::to_string(worldSize) +
@@ -1488,10 +1490,15 @@ class Core {
         const int worldSize = reader.i32();
         std::vector<zmqwire::DirectoryEntry> directory;
         std::vector<std::uint64_t> incarnations;
+        // The first MEMBERSHIP seals the world: WELCOME's world size was an
+        // upper bound (an elastic relay), this one is the world's size.
+        const bool sealing = joinState_ == JoinState::kWelcomed && !rejoining_;
+        const bool sizeOk =
+            sealing ? worldSize > rank_ && worldSize <= worldSize_ : worldSize == worldSize_;
         const bool wellFormed =
-            worldSize == worldSize_ && frames[1].size() == static_cast<std::size_t>(worldSize_) &&
-            zmqwire::decodeDirectory(frames[2], worldSize_, &directory, &why) &&
-            zmqwire::decodeIncarnations(frames[3], worldSize_, &incarnations, &why) &&
+            sizeOk && frames[1].size() == static_cast<std::size_t>(worldSize) &&
+            zmqwire::decodeDirectory(frames[2], worldSize, &directory, &why) &&
+            zmqwire::decodeIncarnations(frames[3], worldSize, &incarnations, &why) &&
             incarnations[rank_] == incarnation_[rank_];
         const auto* alive = static_cast<const std::uint8_t*>(frames[1].data());
         if (rejoining_ && rejoinWelcomed_) {
@@ -1519,6 +1526,14 @@ class Core {
         if (joinState_ != JoinState::kWelcomed || !wellFormed) {
           protocolErrorLocked("unexpected MEMBERSHIP" + (why.empty() ? "" : ": " + why));
           return false;
+        }
+        if (worldSize != worldSize_) {
+          worldSize_ = worldSize;
+          alive_.resize(worldSize);
+          lostReason_.resize(worldSize);
+          directUp_.resize(worldSize);
+          hadDirect_.resize(worldSize);
+          inbound_.resize(worldSize);
         }
         incarnation_ = incarnations;
         for (int p = 0; p < worldSize_; ++p) {
@@ -1593,7 +1608,9 @@ class Core {
   const CurveKeyPair nodeKeys_;  // empty without CURVE
   int eventFd_ = -1;
   std::mutex mu_;
-  // Set once at WELCOME, before connectZmqMesh returns; read-only afterwards.
+  // Set at WELCOME (rank; world size as an upper bound) and at the first
+  // MEMBERSHIP (the sealed world size), before connectZmqMesh returns;
+  // read-only afterwards.
   int rank_ = -1;
   int worldSize_ = 0;
   // Set at MEMBERSHIP; read by the I/O thread only afterwards.

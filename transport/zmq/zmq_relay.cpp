@@ -46,11 +46,27 @@ class ZmqRelay::Impl {
  public:
   explicit Impl(ZmqRelayOptions options)
       : options_(std::move(options)), socket_(context_, zmq::socket_type::router) {
-    if (options_.worldSize < 1) {
-      throw std::invalid_argument("hearth relay: worldSize must be >= 1, got " +
-                                  std::to_string(options_.worldSize));
+    if (options_.maxWorldSize > 0) {
+      if (options_.minWorldSize < 1 || options_.minWorldSize > options_.maxWorldSize) {
+        throw std::invalid_argument(
+            "hearth relay: an elastic world size needs 1 <= min <= max, got " +
+            std::to_string(options_.minWorldSize) + ":" + std::to_string(options_.maxWorldSize));
+      }
+      if (options_.joinGrace.count() < 0) {
+        throw std::invalid_argument("hearth relay: joinGrace must be >= 0");
+      }
+      minWorld_ = options_.minWorldSize;
+      maxWorld_ = options_.maxWorldSize;
+    } else {
+      if (options_.worldSize < 1) {
+        throw std::invalid_argument("hearth relay: worldSize must be >= 1, got " +
+                                    std::to_string(options_.worldSize));
+      }
+      minWorld_ = maxWorld_ = options_.worldSize;
     }
-    slots_.resize(options_.worldSize);
+    // Until the world is sealed, ranks range over [0, maxWorld_).
+    worldSize_ = maxWorld_;
+    slots_.resize(worldSize_);
     socket_.set(zmq::sockopt::router_mandatory, 1);
     socket_.set(zmq::sockopt::sndhwm, 0);
     socket_.set(zmq::sockopt::rcvhwm, 0);
@@ -88,8 +104,8 @@ class ZmqRelay::Impl {
   }
 
   void run() {
-    log("hearth relay: serving run '" + options_.runId + "' for " +
-        std::to_string(options_.worldSize) + " nodes on " + endpoint_);
+    log("hearth relay: serving run '" + options_.runId + "' for " + sizeText() + " nodes on " +
+        endpoint_);
     while (!stopRequested_.load()) {
       zmq::pollitem_t items[] = {{socket_.handle(), 0, ZMQ_POLLIN, 0},
                                  {zap_.handle(), 0, ZMQ_POLLIN, 0}};
@@ -110,6 +126,7 @@ class ZmqRelay::Impl {
       if (zap_ && (items[1].revents & ZMQ_POLLIN)) serveZap();
       checkProbes();
       checkHeartbeats();
+      maybeCompleteWorld();
       processLosses();
     }
     log("hearth relay: stopped");
@@ -358,9 +375,9 @@ class ZmqRelay::Impl {
     }
     int rank = -1;
     if (requested >= 0) {
-      if (requested >= options_.worldSize) {
+      if (requested >= worldSize_) {
         reject(identity, "requested rank " + std::to_string(requested) + " is out of range [0, " +
-                             std::to_string(options_.worldSize) + ")");
+                             std::to_string(worldSize_) + ")");
         return;
       }
       if (slots_[requested].joined) {
@@ -369,7 +386,7 @@ class ZmqRelay::Impl {
       }
       rank = requested;
     } else {
-      for (int r = 0; r < options_.worldSize && rank < 0; ++r) {
+      for (int r = 0; r < worldSize_ && rank < 0; ++r) {
         // Leave explicitly requested ranks to their requesters only if free now.
         if (!slots_[r].joined) rank = r;
       }
@@ -394,12 +411,14 @@ class ZmqRelay::Impl {
     }
     byIdentity_[identity] = rank;
     ++joinedCount_;
+    lastJoin_ = Clock::now();
+    waitingLogged_ = false;
     bump([](ZmqRelayStats& s) { ++s.joined; });
     log("hearth relay: " + printable(identity) + " joined as rank " + std::to_string(rank) + " (" +
-        std::to_string(joinedCount_) + "/" + std::to_string(options_.worldSize) + ")");
+        std::to_string(joinedCount_) + "/" + sizeText() + ")");
     if (!sendTo(identity, HeaderWriter(Type::kWelcome)
                               .i32(rank)
-                              .i32(options_.worldSize)
+                              .i32(worldSize_)
                               .u64(slot.incarnation)
                               .message())) {
       dropJoiner(rank);
@@ -415,9 +434,12 @@ class ZmqRelay::Impl {
   // MEMBERSHIP. A lost node cannot resume its old incarnation.
   void readmit(const std::string& identity, int requested, std::uint64_t resume,
                const std::string& advertised, const std::string& key) {
-    if (requested >= options_.worldSize) {
+    if (requested >= worldSize_) {
       reject(identity, "requested rank " + std::to_string(requested) + " is out of range [0, " +
-                           std::to_string(options_.worldSize) + ")");
+                           std::to_string(worldSize_) + ")" +
+                           (minWorld_ != maxWorld_ ? " (the world was sealed at " +
+                                                         std::to_string(worldSize_) + " nodes)"
+                                                   : std::string()));
       return;
     }
     if (requested >= 0 && slots_[requested].alive) {
@@ -430,11 +452,11 @@ class ZmqRelay::Impl {
       return;
     }
     int rank = requested;
-    for (int r = 0; r < options_.worldSize && rank < 0; ++r) {
+    for (int r = 0; r < worldSize_ && rank < 0; ++r) {
       if (!slots_[r].alive) rank = r;
     }
     if (rank < 0) {
-      reject(identity, "run is full (" + std::to_string(options_.worldSize) + " nodes)");
+      reject(identity, "run is full (" + std::to_string(worldSize_) + " nodes)");
       return;
     }
     Slot& slot = slots_[rank];
@@ -462,19 +484,63 @@ class ZmqRelay::Impl {
         ", epoch " + std::to_string(epoch_));
     if (!sendTo(identity, HeaderWriter(Type::kWelcome)
                               .i32(rank)
-                              .i32(options_.worldSize)
+                              .i32(worldSize_)
                               .u64(slot.incarnation)
                               .message())) {
       markLost(rank, "unreachable");
       return;
     }
-    for (int r = 0; r < options_.worldSize; ++r) {
+    for (int r = 0; r < worldSize_; ++r) {
       if (slots_[r].alive) sendMembership(r);
     }
   }
 
+  std::string sizeText() const {
+    return minWorld_ == maxWorld_ ? std::to_string(maxWorld_)
+                                  : std::to_string(minWorld_) + ".." + std::to_string(maxWorld_);
+  }
+
+  // Seals the world: at once when maxWorld_ nodes joined; with an elastic
+  // size also once at least minWorld_ joined and none arrived for joinGrace.
+  // Called after every join and probe result, and on every loop turn.
   void maybeCompleteWorld() {
-    if (!complete_ && joinedCount_ == options_.worldSize && probes_.empty()) completeWorld();
+    if (complete_ || !probes_.empty()) return;
+    if (joinedCount_ == maxWorld_) {
+      completeWorld();
+      return;
+    }
+    if (minWorld_ == maxWorld_ || joinedCount_ < minWorld_ ||
+        Clock::now() - lastJoin_ < options_.joinGrace) {
+      return;
+    }
+    // The world is ranks 0..size-1: the joined ranks up to the first gap.
+    int size = 0;
+    while (size < maxWorld_ && slots_[size].joined) ++size;
+    if (size < minWorld_) {
+      if (!waitingLogged_) {
+        waitingLogged_ = true;
+        log("hearth relay: " + std::to_string(joinedCount_) + " nodes joined, but rank " +
+            std::to_string(size) + " is free and only " + std::to_string(size) +
+            " ranks from 0 are taken (min " + std::to_string(minWorld_) +
+            "): waiting for more nodes");
+      }
+      return;
+    }
+    for (int r = size; r < maxWorld_; ++r) {
+      if (!slots_[r].joined) continue;
+      const std::string identity = slots_[r].identity;
+      log("hearth relay: rank " + std::to_string(r) + " is outside the world sealed at " +
+          std::to_string(size) + " nodes");
+      byIdentity_.erase(identity);
+      slots_[r] = Slot{};
+      --joinedCount_;
+      reject(identity, "requested rank " + std::to_string(r) + " is outside the world, sealed at " +
+                           std::to_string(size) + " nodes (ranks 0.." + std::to_string(size - 1) +
+                           ")");
+    }
+    worldSize_ = size;
+    slots_.resize(size);
+    completeWorld();
   }
 
   void startProbe(int rank) {
@@ -568,17 +634,20 @@ class ZmqRelay::Impl {
 
   void completeWorld() {
     complete_ = true;
-    bump([](ZmqRelayStats& s) { s.worldComplete = true; });
-    log("hearth relay: world complete (" + std::to_string(options_.worldSize) + " nodes)");
-    for (int r = 0; r < options_.worldSize; ++r) sendMembership(r);
+    bump([this](ZmqRelayStats& s) {
+      s.worldComplete = true;
+      s.worldSize = worldSize_;
+    });
+    log("hearth relay: world complete (" + std::to_string(worldSize_) + " nodes)");
+    for (int r = 0; r < worldSize_; ++r) sendMembership(r);
   }
 
   void sendMembership(int r) {
     std::vector<zmq::message_t> frames;
-    frames.push_back(HeaderWriter(Type::kMembership).u64(epoch_).i32(options_.worldSize).message());
-    std::string alive(options_.worldSize, '\0');
-    std::vector<zmqwire::DirectoryEntry> directory(options_.worldSize);
-    for (int p = 0; p < options_.worldSize; ++p) {
+    frames.push_back(HeaderWriter(Type::kMembership).u64(epoch_).i32(worldSize_).message());
+    std::string alive(worldSize_, '\0');
+    std::vector<zmqwire::DirectoryEntry> directory(worldSize_);
+    for (int p = 0; p < worldSize_; ++p) {
       alive[p] = slots_[p].alive ? 1 : 0;
       if (slots_[p].reachable && slots_[p].incarnation == 0) {
         directory[p].endpoint = slots_[p].advertised;
@@ -588,8 +657,8 @@ class ZmqRelay::Impl {
     frames.emplace_back(alive.data(), alive.size());
     const std::string encoded = zmqwire::encodeDirectory(directory);
     frames.emplace_back(encoded.data(), encoded.size());
-    std::vector<std::uint64_t> incarnations(options_.worldSize);
-    for (int p = 0; p < options_.worldSize; ++p) incarnations[p] = slots_[p].incarnation;
+    std::vector<std::uint64_t> incarnations(worldSize_);
+    for (int p = 0; p < worldSize_; ++p) incarnations[p] = slots_[p].incarnation;
     const std::string encodedIncarnations = zmqwire::encodeIncarnations(incarnations);
     frames.emplace_back(encodedIncarnations.data(), encodedIncarnations.size());
     if (!sendTo(slots_[r].identity, frames)) markLost(r, "unreachable");
@@ -606,7 +675,7 @@ class ZmqRelay::Impl {
     if (!slots_[src].alive) return;  // already declared lost: ignore its traffic
     HeaderReader reader(frames[1]);
     const int dst = reader.i32();
-    if (dst < 0 || dst >= options_.worldSize) {
+    if (dst < 0 || dst >= worldSize_) {
       malformed(identity, "DATA to rank " + std::to_string(dst) + " out of range");
       return;
     }
@@ -638,7 +707,7 @@ class ZmqRelay::Impl {
 
   void checkHeartbeats() {
     const auto now = Clock::now();
-    for (int r = 0; r < options_.worldSize; ++r) {
+    for (int r = 0; r < worldSize_; ++r) {
       Slot& slot = slots_[r];
       if (!slot.alive || now - slot.lastSeen <= options_.heartbeatTimeout) continue;
       if (!complete_) {
@@ -676,7 +745,7 @@ class ZmqRelay::Impl {
       losses_.pop_front();
       const std::string reason =
           "rank " + std::to_string(loss.rank) + " lost at the relay: " + loss.reason;
-      for (int r = 0; r < options_.worldSize; ++r) {
+      for (int r = 0; r < worldSize_; ++r) {
         if (!slots_[r].alive) continue;
         std::vector<zmq::message_t> frames;
         frames.push_back(HeaderWriter(Type::kPeerLost).i32(loss.rank).u64(loss.epoch).message());
@@ -708,6 +777,12 @@ class ZmqRelay::Impl {
   std::map<std::string, int> byIdentity_;
   int joinedCount_ = 0;
   bool complete_ = false;
+  int minWorld_ = 1;
+  int maxWorld_ = 1;
+  // The range of ranks: maxWorld_ until the world is sealed, then its size.
+  int worldSize_ = 1;
+  Clock::time_point lastJoin_ = Clock::now();
+  bool waitingLogged_ = false;
   std::uint64_t epoch_ = 0;
   std::deque<Loss> losses_;
   std::vector<Probe> probes_;

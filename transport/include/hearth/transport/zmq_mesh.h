@@ -11,6 +11,9 @@
 //   (throws MeshTimeout, peer -1). A relay that refuses the node (wrong run id or
 //   token, rank taken, run full) makes it throw MeshRejected whose what()
 //   carries the relay's reason. Bad options throw MeshUsageError.
+// - World size: worldSize() is the size in the first MEMBERSHIP (the world
+//   the relay sealed). WELCOME's size is only an upper bound: with an elastic
+//   relay (min:max) it is max, and the world may be sealed smaller.
 // - Threading: each Mesh owns one I/O thread, the only user of its socket;
 //   caller threads hand it work through a mutex-guarded queue and an eventfd.
 //   Every Mesh method is thread-safe and non-blocking except the blocking

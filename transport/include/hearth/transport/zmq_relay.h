@@ -12,6 +12,18 @@
 //   a full run is answered with REJECT naming the reason. Ranks are assigned
 //   in join order unless requested. When worldSize nodes have joined, every
 //   node gets MEMBERSHIP (epoch 0); from then on DATA frames are forwarded.
+// - Elastic size (maxWorldSize > 0): the relay admits up to maxWorldSize
+//   nodes (ranks in join order, or requested ranks below maxWorldSize; WELCOME
+//   carries maxWorldSize as an upper bound) and seals the world as soon as
+//   maxWorldSize have joined, or once at least minWorldSize have joined and
+//   no node arrived for joinGrace. The sealed size is the number of joined
+//   ranks 0..N-1 without a gap; a node holding a requested rank >= N is
+//   refused with REJECT at sealing, and the world does not seal while that
+//   prefix is below minWorldSize. MEMBERSHIP carries N, from which nodes take
+//   their world size. Below minWorldSize nothing is sealed: the nodes wait
+//   (bounded by their joinTimeout). After sealing the world is fixed at N and
+//   behaves as a plain one (a full run is refused, lost ranks re-admitted,
+//   requested ranks >= N refused).
 // - Direct links: a node that advertises an endpoint in HELLO is probed from
 //   the relay's side with a short-lived DEALER (a CURVE client of the node's
 //   key with CURVE) that sends PROBE(nonce); the probe passes when the node
@@ -70,7 +82,16 @@ namespace hearth {
 struct ZmqRelayOptions {
   std::string bindEndpoint = "tcp://127.0.0.1:0";
   std::string runId;
+  // Plain size: the world is sealed when exactly this many nodes joined. Used
+  // when maxWorldSize is 0.
   int worldSize = 1;
+  // Elastic size (see the contract above): enabled by maxWorldSize > 0; then
+  // 1 <= minWorldSize <= maxWorldSize is REQUIRED and worldSize is ignored.
+  int minWorldSize = 0;
+  int maxWorldSize = 0;
+  // With an elastic size: how long the relay waits for another node, once
+  // minWorldSize have joined, before it seals a world below maxWorldSize.
+  std::chrono::milliseconds joinGrace{5000};
   std::string joinToken;
   std::chrono::milliseconds heartbeatTimeout{5000};
   // Largest accepted message (ZMQ_MAXMSGSIZE on the socket); a peer that
@@ -109,11 +130,15 @@ struct ZmqRelayStats {
   // DATA/FENCE dropped because they were addressed to a replaced node.
   std::uint64_t stale = 0;
   bool worldComplete = false;
+  // The sealed world size (0 until the world is complete).
+  int worldSize = 0;
 };
 
 class ZmqRelay {
  public:
-  // REQUIRES: options.worldSize >= 1. Binds; throws std::runtime_error.
+  // REQUIRES: options.worldSize >= 1, or with maxWorldSize > 0:
+  // 1 <= minWorldSize <= maxWorldSize, and joinGrace >= 0 (else
+  // std::invalid_argument). Binds; throws std::runtime_error.
   explicit ZmqRelay(ZmqRelayOptions options);
   ~ZmqRelay();
   ZmqRelay(const ZmqRelay&) = delete;
