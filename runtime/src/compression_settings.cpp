@@ -22,6 +22,9 @@ CompressionSettings resolveCompression(const Config& config) {
       throw ConfigError(
           "config: compression.params.momentum must be a number and nesterov a boolean");
     }
+    const double clipping = config.getFloat("gradient_clipping");
+    if (clipping > 0 && !s.params.contains("clip_norm")) s.params["clip_norm"] = clipping;
+    s.clippingMoved = clipping > 0;
     s.optimizerMomentumMoved = true;
     s.localMomentum = s.params["momentum"].get<double>();
     s.localNesterov = s.params["nesterov"].get<bool>();

@@ -66,6 +66,7 @@ EngineOptions EngineOptions::fromConfig(const Config& config) {
   options.timeout = Millis(static_cast<int64_t>(config.getFloat("communication.timeout_s") * 1000));
   options.gradientClipping = config.getFloat("gradient_clipping");
   const CompressionSettings compression = resolveCompression(config);
+  if (compression.clippingMoved) options.gradientClipping = 0;  // DGC clips locally
   options.codec = compression.codec;
   options.codecParams = compression.params;
   options.denseBelowNumel = compression.denseBelowNumel;

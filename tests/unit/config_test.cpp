@@ -4,6 +4,7 @@
 #include <fstream>
 
 #include "hearth/runtime/config.h"
+#include "hearth/runtime/engine.h"
 #include "hearth/runtime/engine_schema.h"
 
 namespace hearth {
@@ -163,6 +164,38 @@ TEST(Config, ObjectKeysTakeWholeObjectsAndNestedOverrides) {
             std::string::npos);
   EXPECT_NE(errorOf(nlohmann::json::object(), {"compression.nope.x=1"}).find("unknown key"),
             std::string::npos);
+}
+
+}  // namespace
+}  // namespace hearth
+
+namespace hearth {
+namespace {
+
+// With dgc and SGD, gradient_clipping becomes DGC's local clipping and the
+// Engine's global clipping of the exchanged update is off (docs/dgc.md);
+// other codecs and optimizers keep global clipping.
+TEST(EngineOptionsFromConfig, DgcWithSgdMovesClippingIntoTheCodec) {
+  auto configFor = [](const std::string& codec, const std::string& optimizer) {
+    return Config::fromJson(engineConfigSchema(), {{"gradient_clipping", 0.5},
+                                                   {"optimizer", {{"type", optimizer}}},
+                                                   {"compression", {{"codec", codec}}}});
+  };
+  const EngineOptions dgcSgd = EngineOptions::fromConfig(configFor("dgc", "sgd"));
+  EXPECT_EQ(dgcSgd.gradientClipping, 0.0);
+  EXPECT_EQ(dgcSgd.codecParams.at("clip_norm").get<double>(), 0.5);
+  const EngineOptions dgcAdam = EngineOptions::fromConfig(configFor("dgc", "adamw"));
+  EXPECT_EQ(dgcAdam.gradientClipping, 0.5);
+  EXPECT_FALSE(dgcAdam.codecParams.contains("clip_norm"));
+  EXPECT_EQ(EngineOptions::fromConfig(configFor("none", "sgd")).gradientClipping, 0.5);
+  // An explicit clip_norm wins.
+  const EngineOptions explicitNorm = EngineOptions::fromConfig(
+      Config::fromJson(engineConfigSchema(),
+                       {{"gradient_clipping", 0.5},
+                        {"optimizer", {{"type", "sgd"}}},
+                        {"compression", {{"codec", "dgc"}, {"params", {{"clip_norm", 2.0}}}}}}));
+  EXPECT_EQ(explicitNorm.codecParams.at("clip_norm").get<double>(), 2.0);
+  EXPECT_EQ(explicitNorm.gradientClipping, 0.0);
 }
 
 }  // namespace
