@@ -17,6 +17,7 @@
 #include "hearth/transport/mesh_collectives.h"
 #include "hearth/transport/zmq_mesh.h"
 #include "hearth/transport/zmq_relay.h"
+#include "zmq_test_util.h"
 
 namespace hearth {
 namespace testing {
@@ -47,32 +48,15 @@ std::unique_ptr<ZmqRelay> startRelay(int min, int max, Millis grace) {
 
 ZmqMeshOptions nodeOptions(const std::string& endpoint, int requestedRank = -1,
                            Millis joinTimeout = kLong) {
-  ZmqMeshOptions options;
-  options.relayEndpoint = endpoint;
-  options.runId = kRun;
-  options.joinToken = kToken;
+  ZmqMeshOptions options = zmqtest::quietNodeOptions(endpoint, kRun, kToken);
   options.requestedRank = requestedRank;
   options.joinTimeout = joinTimeout;
-  options.heartbeatInterval = Millis(100);
-  options.heartbeatTimeout = Millis(1500);
-  options.log = [](const std::string&) {};
   return options;
 }
 
 // Joins `n` nodes concurrently; returns them ordered by rank.
 std::vector<std::shared_ptr<Mesh>> joinAll(int n, const ZmqMeshOptions& options) {
-  std::vector<std::future<std::unique_ptr<Mesh>>> joins;
-  for (int i = 0; i < n; ++i) {
-    joins.push_back(std::async(std::launch::async, [options] { return connectZmqMesh(options); }));
-  }
-  std::vector<std::shared_ptr<Mesh>> ranks(n);
-  for (auto& j : joins) {
-    auto mesh = j.get();
-    const int r = mesh->rank();
-    EXPECT_EQ(ranks.at(r), nullptr) << "rank " << r << " twice";
-    ranks.at(r) = std::move(mesh);
-  }
-  return ranks;
+  return zmqtest::joinAllByRank<std::shared_ptr<Mesh>>(n, options);
 }
 
 // One allreduce of rank-unique data on every rank at once; checks the sum.

@@ -21,6 +21,7 @@
 #include "hearth/transport/zmq_mesh.h"
 #include "hearth/transport/zmq_relay.h"
 #include "mesh_conformance.h"
+#include "zmq_test_util.h"
 
 namespace hearth {
 namespace testing {
@@ -56,30 +57,12 @@ std::unique_ptr<ZmqRelay> startRelay(int worldSize, Millis heartbeatTimeout = Mi
 }
 
 ZmqMeshOptions nodeOptions(const ZmqRelay& relay) {
-  ZmqMeshOptions options;
-  options.relayEndpoint = relay.endpoint();
-  options.runId = kRun;
-  options.joinToken = kToken;
-  options.joinTimeout = Millis(10000);
-  options.heartbeatInterval = Millis(100);
-  options.heartbeatTimeout = Millis(1500);
-  options.log = [](const std::string&) {};
-  return options;
+  return zmqtest::quietNodeOptions(relay.endpoint(), kRun, kToken);
 }
 
 // Joins `n` nodes concurrently; returns them ordered by rank.
 std::vector<std::unique_ptr<Mesh>> joinAll(int n, const ZmqMeshOptions& options) {
-  std::vector<std::future<std::unique_ptr<Mesh>>> joins;
-  for (int i = 0; i < n; ++i) {
-    joins.push_back(std::async(std::launch::async, [options] { return connectZmqMesh(options); }));
-  }
-  std::vector<std::unique_ptr<Mesh>> ranks(n);
-  for (auto& j : joins) {
-    auto mesh = j.get();
-    const int r = mesh->rank();
-    ranks.at(r) = std::move(mesh);
-  }
-  return ranks;
+  return zmqtest::joinAllByRank<std::unique_ptr<Mesh>>(n, options);
 }
 
 MeshBackend zmqBackend() {

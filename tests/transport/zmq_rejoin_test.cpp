@@ -14,6 +14,7 @@
 #include "hearth/transport/mesh_collectives.h"
 #include "hearth/transport/zmq_mesh.h"
 #include "hearth/transport/zmq_relay.h"
+#include "zmq_test_util.h"
 
 namespace hearth {
 namespace testing {
@@ -48,30 +49,15 @@ std::unique_ptr<ZmqRelay> startRelay(int worldSize) {
 }
 
 ZmqMeshOptions nodeOptions(const ZmqRelay& relay, int requestedRank = -1) {
-  ZmqMeshOptions options;
-  options.relayEndpoint = relay.endpoint();
-  options.runId = kRun;
-  options.joinToken = kToken;
+  ZmqMeshOptions options = zmqtest::quietNodeOptions(relay.endpoint(), kRun, kToken);
   options.requestedRank = requestedRank;
   options.joinTimeout = kLong;
-  options.heartbeatInterval = Millis(100);
   options.heartbeatTimeout = kHeartbeatTimeout;
-  options.log = [](const std::string&) {};
   return options;
 }
 
 std::vector<std::shared_ptr<Mesh>> joinAll(int n, const ZmqMeshOptions& options) {
-  std::vector<std::future<std::unique_ptr<Mesh>>> joins;
-  for (int i = 0; i < n; ++i) {
-    joins.push_back(std::async(std::launch::async, [options] { return connectZmqMesh(options); }));
-  }
-  std::vector<std::shared_ptr<Mesh>> ranks(n);
-  for (auto& j : joins) {
-    auto mesh = j.get();
-    const int r = mesh->rank();
-    ranks.at(r) = std::move(mesh);
-  }
-  return ranks;
+  return zmqtest::joinAllByRank<std::shared_ptr<Mesh>>(n, options);
 }
 
 // Waits (bounded) until `condition` holds.

@@ -1,0 +1,45 @@
+// Helpers shared by the zmq transport tests: quiet, fast-heartbeat node
+// options and a concurrent join of n nodes ordered by rank.
+#pragma once
+
+#include <future>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "hearth/transport/zmq_mesh.h"
+
+namespace hearth::zmqtest {
+
+// Node options for a relay at `endpoint`: 10 s join timeout, 100 ms
+// heartbeats, 1.5 s heartbeat timeout, no log output.
+inline ZmqMeshOptions quietNodeOptions(const std::string& endpoint, const std::string& runId,
+                                       const std::string& token) {
+  ZmqMeshOptions options;
+  options.relayEndpoint = endpoint;
+  options.runId = runId;
+  options.joinToken = token;
+  options.joinTimeout = Millis(10000);
+  options.heartbeatInterval = Millis(100);
+  options.heartbeatTimeout = Millis(1500);
+  options.log = [](const std::string&) {};
+  return options;
+}
+
+// Joins `n` nodes with `options` concurrently; returns them ordered by rank.
+template <typename Pointer = std::unique_ptr<Mesh>>
+std::vector<Pointer> joinAllByRank(int n, const ZmqMeshOptions& options) {
+  std::vector<std::future<std::unique_ptr<Mesh>>> joins;
+  for (int i = 0; i < n; ++i) {
+    joins.push_back(std::async(std::launch::async, [options] { return connectZmqMesh(options); }));
+  }
+  std::vector<Pointer> ranks(static_cast<std::size_t>(n));
+  for (auto& join : joins) {
+    auto mesh = join.get();
+    const int r = mesh->rank();
+    ranks.at(static_cast<std::size_t>(r)) = std::move(mesh);
+  }
+  return ranks;
+}
+
+}  // namespace hearth::zmqtest
