@@ -32,10 +32,13 @@
 #include <iostream>
 #include <sstream>
 
+#include "bench_stats.h"
 #include "hearth/shard/alloc_counter.h"
 #include "hearth/shard/checkpoint.h"
 
 namespace {
+
+using hearth::bench::median;
 
 using Clock = std::chrono::steady_clock;
 
@@ -85,12 +88,6 @@ std::vector<int> parseList(const std::string& text) {
   std::string item;
   while (std::getline(in, item, ',')) out.push_back(std::stoi(item));
   return out;
-}
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  const size_t n = v.size();
-  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
 }  // namespace

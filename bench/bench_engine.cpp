@@ -21,10 +21,13 @@
 #include <cstdio>
 #include <iostream>
 
+#include "bench_stats.h"
 #include "hearth/hearth.h"
 #include "hearth/runtime/gloo_backend.h"
 
 namespace {
+
+using hearth::bench::median;
 
 using Clock = std::chrono::steady_clock;
 
@@ -50,11 +53,6 @@ ModelShape transformerLike(int blocks, int width) {
 ModelShape manySmall(int count, int size) {
   return {"small-" + std::to_string(count) + "x" + std::to_string(size),
           std::vector<int64_t>(count, size)};
-}
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
 }
 
 struct Setup {

@@ -20,9 +20,12 @@
 #include <iostream>
 #include <stdexcept>
 
+#include "bench_stats.h"
 #include "hearth/runtime/init.h"
 
 namespace {
+
+using hearth::bench::slowestRank;
 
 using Clock = std::chrono::steady_clock;
 
@@ -48,18 +51,6 @@ double medianMs(hearth::Collectives& c, std::vector<float>& data, int iterations
   ms.erase(ms.begin());  // warm-up
   std::sort(ms.begin(), ms.end());
   return ms[ms.size() / 2];
-}
-
-double slowestRank(hearth::Collectives& c, double ms, hearth::Millis timeout) {
-  std::vector<std::uint8_t> mine(sizeof ms);
-  std::memcpy(mine.data(), &ms, sizeof ms);
-  double slowest = 0;
-  for (const auto& bytes : c.allgatherBytes(mine, timeout)) {
-    double other = 0;
-    std::memcpy(&other, bytes.data(), sizeof other);
-    slowest = std::max(slowest, other);
-  }
-  return slowest;
 }
 
 }  // namespace

@@ -4,8 +4,8 @@
 //
 // Launch through a relay (the script scripts/bench_transport.sh does it):
 //   hearth-relay --run-id B --world-size N &
-//   hearthrun --nproc-per-node N --rdzv-backend hearth --rdzv-endpoint HOST:PORT \
-//             --rdzv-id B build/bench/bench_transport
+//   hearthrun --nproc-per-node N --rdzv-backend hearth --rdzv-endpoint HOST:PORT
+//             --rdzv-id B build/bench/bench_transport        (one command line)
 // The Gloo group uses MASTER_ADDR:(MASTER_PORT+1). Every iteration checks the
 // sum on rank-unique data. Rank 0 prints a table and one JSON line per size:
 // median ms, effective bus bandwidth 2(N-1)/N x bytes / time, and the ratio.
@@ -39,6 +39,7 @@
 #include <iostream>
 #include <thread>
 
+#include "bench_stats.h"
 #include "hearth/runtime/gloo_backend.h"
 #include "hearth/runtime/init.h"
 #include "hearth/transport/mesh_collectives.h"
@@ -46,12 +47,10 @@
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
+using hearth::bench::median;
+using hearth::bench::slowestRank;
 
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
+using Clock = std::chrono::steady_clock;
 
 // ---- point-to-point: rank 0 sends one message, rank 1 answers a 1-byte ack ----
 
@@ -186,18 +185,6 @@ double medianMs(hearth::Collectives& c, std::vector<float>& data, int rank, int 
   }
   std::sort(ms.begin(), ms.end());
   return ms[ms.size() / 2];
-}
-
-double slowestRank(hearth::Collectives& c, double ms, hearth::Millis timeout) {
-  std::vector<std::uint8_t> mine(sizeof ms);
-  std::memcpy(mine.data(), &ms, sizeof ms);
-  double slowest = 0;
-  for (const auto& bytes : c.allgatherBytes(mine, timeout)) {
-    double other = 0;
-    std::memcpy(&other, bytes.data(), sizeof other);
-    slowest = std::max(slowest, other);
-  }
-  return slowest;
 }
 
 }  // namespace

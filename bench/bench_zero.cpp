@@ -60,12 +60,15 @@
 #include <string>
 #include <vector>
 
+#include "bench_stats.h"
 #include "hearth/hearth.h"
 #include "hearth/shard/alloc_counter.h"
 #include "hearth/shard/zero.h"
 #include "hearth/shard/zero_unit.h"
 
 namespace {
+
+using hearth::bench::median;
 
 using Clock = std::chrono::steady_clock;
 const hearth::Millis kTimeout(300000);
@@ -286,11 +289,6 @@ double maxOverRanks(hearth::Collectives& comm, double value) {
   slots[static_cast<std::size_t>(comm.rank())] = static_cast<float>(value);
   comm.allreduceSum(slots.data(), slots.size(), kTimeout);
   return *std::max_element(slots.begin(), slots.end());
-}
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v.empty() ? 0 : v[v.size() / 2];
 }
 
 struct Result {
