@@ -2,12 +2,16 @@
 // options and a concurrent join of n nodes ordered by rank.
 #pragma once
 
+#include <chrono>
+#include <cstdint>
 #include <future>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "hearth/transport/zmq_mesh.h"
+#include "hearth/transport/zmq_relay.h"
 
 namespace hearth::zmqtest {
 
@@ -40,6 +44,18 @@ std::vector<Pointer> joinAllByRank(int n, const ZmqMeshOptions& options) {
     ranks.at(static_cast<std::size_t>(r)) = std::move(mesh);
   }
   return ranks;
+}
+
+// The relay's forwarded-frame count once it reached `expected` (or after
+// `timeout`): the relay counts a frame after handing it on, so a receiver can
+// see the frame before the count moves.
+inline std::uint64_t forwardedOnceAtLeast(const ZmqRelay& relay, std::uint64_t expected,
+                                          Millis timeout = Millis(5000)) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (relay.stats().forwarded < expected && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return relay.stats().forwarded;
 }
 
 }  // namespace hearth::zmqtest
