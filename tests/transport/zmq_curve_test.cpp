@@ -26,12 +26,9 @@ namespace testing {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+using zmqtest::msSince;
 constexpr char kRun[] = "curve-run";
 constexpr char kToken[] = "curve-token";
-
-long msSince(Clock::time_point start) {
-  return static_cast<long>(std::chrono::duration_cast<Millis>(Clock::now() - start).count());
-}
 
 // A fresh directory under /tmp, removed at the end of the test.
 class TempDir {

@@ -28,14 +28,11 @@ namespace testing {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+using zmqtest::msSince;
 constexpr Millis kLong{10000};
 constexpr char kRun[] = "direct-run";
 constexpr char kToken[] = "direct-token";
 constexpr char kLoopbackAny[] = "tcp://127.0.0.1:0";
-
-long msSince(Clock::time_point start) {
-  return static_cast<long>(std::chrono::duration_cast<Millis>(Clock::now() - start).count());
-}
 
 MeshBytes numbered(std::uint32_t i, std::size_t size = 8) {
   MeshBytes b(std::max<std::size_t>(size, 4), static_cast<std::uint8_t>(i * 7));

@@ -24,13 +24,11 @@ namespace testing {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+using zmqtest::msSince;
+using zmqtest::waitExit;
 constexpr Millis kLong{10000};
 constexpr char kRun[] = "elastic-run";
 constexpr char kToken[] = "elastic-token";
-
-long msSince(Clock::time_point start) {
-  return static_cast<long>(std::chrono::duration_cast<Millis>(Clock::now() - start).count());
-}
 
 std::unique_ptr<ZmqRelay> startRelay(int min, int max, Millis grace) {
   ZmqRelayOptions options;
@@ -241,19 +239,6 @@ Child spawnRelay(const std::vector<std::string>& args) {
   c.out = out[0];
   c.err = err[0];
   return c;
-}
-
-int waitExit(pid_t pid, Millis timeout) {
-  const auto deadline = Clock::now() + timeout;
-  int status = 0;
-  while (Clock::now() < deadline) {
-    if (::waitpid(pid, &status, WNOHANG) == pid)
-      return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    std::this_thread::sleep_for(Millis(10));
-  }
-  ::kill(pid, SIGKILL);
-  ::waitpid(pid, &status, 0);
-  return -2;
 }
 
 std::string readAll(int fd) {

@@ -28,19 +28,13 @@ namespace testing {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+using zmqtest::bytesOf;
+using zmqtest::msSince;
+using zmqtest::stringOf;
+using zmqtest::waitExit;
 constexpr Millis kLong{10000};
 constexpr char kRun[] = "run-1";
 constexpr char kToken[] = "s3cret";
-
-long msSince(Clock::time_point start) {
-  return static_cast<long>(std::chrono::duration_cast<Millis>(Clock::now() - start).count());
-}
-MeshBytes bytesOf(const std::string& s) {
-  return MeshBytes(s.begin(), s.end());
-}
-std::string stringOf(const MeshBytes& b) {
-  return std::string(b.begin(), b.end());
-}
 
 std::unique_ptr<ZmqRelay> startRelay(int worldSize, Millis heartbeatTimeout = Millis(1500),
                                      const std::string& bind = "tcp://127.0.0.1:0") {
@@ -559,19 +553,6 @@ Child spawnRelay(const std::vector<std::string>& args) {
   ::close(fds[1]);
   c.out = fds[0];
   return c;
-}
-
-int waitExit(pid_t pid, Millis timeout) {
-  const auto deadline = Clock::now() + timeout;
-  int status = 0;
-  while (Clock::now() < deadline) {
-    if (::waitpid(pid, &status, WNOHANG) == pid)
-      return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    std::this_thread::sleep_for(Millis(10));
-  }
-  ::kill(pid, SIGKILL);
-  ::waitpid(pid, &status, 0);
-  return -2;
 }
 
 TEST(HearthRelayBinary, PrintsEndpointServesAndExitsOnSigterm) {

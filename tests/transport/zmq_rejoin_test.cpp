@@ -21,20 +21,13 @@ namespace testing {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+using zmqtest::bytesOf;
+using zmqtest::msSince;
+using zmqtest::stringOf;
 constexpr Millis kLong{10000};
 constexpr Millis kHeartbeatTimeout{1000};
 constexpr char kRun[] = "rejoin-run";
 constexpr char kToken[] = "rejoin-token";
-
-long msSince(Clock::time_point start) {
-  return static_cast<long>(std::chrono::duration_cast<Millis>(Clock::now() - start).count());
-}
-MeshBytes bytesOf(const std::string& s) {
-  return MeshBytes(s.begin(), s.end());
-}
-std::string stringOf(const MeshBytes& b) {
-  return std::string(b.begin(), b.end());
-}
 
 std::unique_ptr<ZmqRelay> startRelay(int worldSize) {
   ZmqRelayOptions options;

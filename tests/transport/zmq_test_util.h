@@ -1,6 +1,10 @@
 // Helpers shared by the zmq transport tests: quiet, fast-heartbeat node
-// options and a concurrent join of n nodes ordered by rank.
+// options, a concurrent join of n nodes ordered by rank, byte/string
+// conversions, elapsed milliseconds and a bounded wait for a child process.
 #pragma once
+
+#include <signal.h>
+#include <sys/wait.h>
 
 #include <chrono>
 #include <cstdint>
@@ -56,6 +60,32 @@ inline std::uint64_t forwardedOnceAtLeast(const ZmqRelay& relay, std::uint64_t e
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
   return relay.stats().forwarded;
+}
+
+inline long msSince(std::chrono::steady_clock::time_point start) {
+  return static_cast<long>(
+      std::chrono::duration_cast<Millis>(std::chrono::steady_clock::now() - start).count());
+}
+inline MeshBytes bytesOf(const std::string& s) {
+  return MeshBytes(s.begin(), s.end());
+}
+inline std::string stringOf(const MeshBytes& b) {
+  return std::string(b.begin(), b.end());
+}
+
+// Exit status of child `pid` within `timeout`; -1 if it died of a signal, -2
+// if it had to be killed (SIGKILL) at the timeout.
+inline int waitExit(pid_t pid, Millis timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  int status = 0;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (::waitpid(pid, &status, WNOHANG) == pid)
+      return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    std::this_thread::sleep_for(Millis(10));
+  }
+  ::kill(pid, SIGKILL);
+  ::waitpid(pid, &status, 0);
+  return -2;
 }
 
 }  // namespace hearth::zmqtest
