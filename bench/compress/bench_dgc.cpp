@@ -170,20 +170,23 @@ void BM_DgcSelect(benchmark::State& state) {
   std::vector<std::uint32_t> samples(plan.count);
   std::vector<std::uint32_t> out;
   ThresholdSelector selector;
-  std::size_t offset = 0;
+  std::uint64_t step = 0;
   std::size_t selected = 0;
+  int scans = 0;
   for (auto _ : state) {
-    offset = (offset + 7) % plan.stride;
+    // The sampling the DGC step does (fused into its update pass there).
+    SampleCursor cursor(plan, sampleOffset(plan, 7 * ++step));
     std::size_t count = 0;
-    for (std::size_t i = offset; i < n && count < samples.size(); i += plan.stride) {
-      samples[count++] = magnitudeKey(v[i]);
-    }
+    cursor.takeBelow(v.data(), n, samples.data(), samples.size(), count);
     selected = selector.select(v.data(), n, k, samples.data(), count, out);
+    scans += selector.stats().scans;
     benchmark::DoNotOptimize(out.data());
   }
   setCommon(state, n);
   state.counters["k"] = static_cast<double>(k);
   state.counters["selected"] = static_cast<double>(selected);
+  state.counters["scans"] =
+      benchmark::Counter(static_cast<double>(scans), benchmark::Counter::kAvgIterations);
 }
 BENCHMARK(BM_DgcSelect)->Arg(1 << 20)->Arg(16 << 20)->Arg(64 << 20)->Unit(benchmark::kMillisecond);
 

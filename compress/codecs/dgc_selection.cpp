@@ -86,19 +86,40 @@ std::uint32_t lowerKey(std::uint32_t key, double factor) {
   return std::max<std::uint32_t>(next, 1u);
 }
 
+// Replaces the smallest of the min-heap of the r largest keys seen so far.
+// REQUIRES: key > heap.front().
+void replaceHeapMin(std::vector<std::uint32_t>& heap, std::uint32_t key) {
+  std::pop_heap(heap.begin(), heap.end(), std::greater<std::uint32_t>());
+  heap.back() = key;
+  std::push_heap(heap.begin(), heap.end(), std::greater<std::uint32_t>());
+}
+
 // The r-th largest of keys[0..m) (1 <= r <= m) without reordering them: a
-// min-heap of the r largest seen, which for r << m mostly costs one
-// well-predicted compare per key.
+// min-heap of the r largest seen. For r << m almost every key is below the
+// heap's minimum, so blocks of 16 keys are first checked against it at once
+// (keys are < 2^31: signed compares are exact).
 std::uint32_t largestKth(const std::uint32_t* keys, std::size_t m, std::size_t r,
                          std::vector<std::uint32_t>& heap) {
   heap.assign(keys, keys + r);
   std::make_heap(heap.begin(), heap.end(), std::greater<std::uint32_t>());
-  for (std::size_t j = r; j < m; ++j) {
-    if (keys[j] > heap.front()) {
-      std::pop_heap(heap.begin(), heap.end(), std::greater<std::uint32_t>());
-      heap.back() = keys[j];
-      std::push_heap(heap.begin(), heap.end(), std::greater<std::uint32_t>());
+  std::size_t j = r;
+#if defined(__SSE2__)
+  for (; j + 16 <= m; j += 16) {
+    const __m128i least = _mm_set1_epi32(static_cast<int>(heap.front()));
+    const auto* p = reinterpret_cast<const __m128i*>(keys + j);
+    const __m128i above =
+        _mm_or_si128(_mm_or_si128(_mm_cmpgt_epi32(_mm_loadu_si128(p), least),
+                                  _mm_cmpgt_epi32(_mm_loadu_si128(p + 1), least)),
+                     _mm_or_si128(_mm_cmpgt_epi32(_mm_loadu_si128(p + 2), least),
+                                  _mm_cmpgt_epi32(_mm_loadu_si128(p + 3), least)));
+    if (_mm_movemask_epi8(above) == 0) continue;
+    for (std::size_t q = 0; q < 16; ++q) {
+      if (keys[j + q] > heap.front()) replaceHeapMin(heap, keys[j + q]);
     }
+  }
+#endif
+  for (; j < m; ++j) {
+    if (keys[j] > heap.front()) replaceHeapMin(heap, keys[j]);
   }
   return heap.front();
 }
@@ -111,38 +132,6 @@ std::uint32_t raiseKey(std::uint32_t key, double factor) {
 }
 
 }  // namespace
-
-void collectAtLeast(const float* v, std::size_t len, std::size_t base, std::uint32_t threshold,
-                    std::uint32_t* out, std::size_t cap, std::size_t& count) {
-  std::size_t i = 0;
-  const auto take = [&](std::size_t at) {
-    if (magnitudeKey(v[at]) >= threshold) {
-      if (count < cap) out[count] = static_cast<std::uint32_t>(base + at);
-      ++count;
-    }
-  };
-#if defined(__SSE2__)
-  // Keys are < 2^31, so a signed compare against threshold-1 is exact. Hits
-  // are rare: one branch per 16 entries, then one step per hit.
-  const __m128i absMask = _mm_set1_epi32(0x7FFFFFFF);
-  const __m128i below = _mm_set1_epi32(static_cast<int>(threshold - 1u));
-  const auto hits = [&](const __m128i* p) {
-    return static_cast<unsigned>(_mm_movemask_ps(
-        _mm_castsi128_ps(_mm_cmpgt_epi32(_mm_and_si128(_mm_loadu_si128(p), absMask), below))));
-  };
-  for (; i + 16 <= len; i += 16) {
-    const __m128i* p = reinterpret_cast<const __m128i*>(v + i);
-    unsigned mask = hits(p) | hits(p + 1) << 4 | hits(p + 2) << 8 | hits(p + 3) << 12;
-    while (mask != 0) {
-      const std::size_t at = base + i + static_cast<std::size_t>(__builtin_ctz(mask));
-      if (count < cap) out[count] = static_cast<std::uint32_t>(at);
-      ++count;
-      mask &= mask - 1;
-    }
-  }
-#endif
-  for (; i < len; ++i) take(i);
-}
 
 void selectTopKByMagnitude(const float* x, std::size_t n, std::size_t k,
                            std::vector<std::uint32_t>& out, bool skipZeros) {
@@ -183,9 +172,46 @@ SamplePlan planSamples(std::size_t n, double density, double sampleRatio) {
     plan.count = n;
     return plan;
   }
-  plan.stride = std::max<std::size_t>(1, static_cast<std::size_t>(static_cast<double>(n) / wanted));
-  plan.count = (n + plan.stride - 1) / plan.stride;
+  // wanted < n/2, so stride >= 2*run: runs never overlap.
+  const auto runs = static_cast<std::size_t>(std::ceil(wanted / static_cast<double>(kSampleRun)));
+  plan.run = kSampleRun;
+  plan.stride = std::max<std::size_t>(2 * kSampleRun, n / runs);
+  plan.count = 0;
+  for (std::size_t start = 0; start < n; start += plan.stride) {
+    plan.count += std::min(plan.run, n - start);
+  }
   return plan;
+}
+
+std::size_t sampleOffset(const SamplePlan& plan, std::uint64_t random) {
+  const std::size_t span = plan.stride - plan.run + 1;
+  return span > 1 ? static_cast<std::size_t>(random % span) : 0;
+}
+
+void SampleCursor::takeBelow(const float* v, std::size_t end, std::uint32_t* keys, std::size_t cap,
+                             std::size_t& taken) {
+  // Locals, so that the stores to keys cannot alias the loop state.
+  std::size_t next = next_;
+  std::size_t t = taken;
+  if (run_ == kSampleRun && inRun_ == 0) {  // whole runs: a fixed-length copy each
+    for (; next + kSampleRun <= end && t + kSampleRun <= cap; next += stride_) {
+      for (std::size_t r = 0; r < kSampleRun; ++r) keys[t + r] = magnitudeKey(v[next + r]);
+      t += kSampleRun;
+    }
+  }
+  while (t < cap && next < end) {  // a partial run, or run 1
+    const std::size_t len = std::min({run_ - inRun_, end - next, cap - t});
+    for (std::size_t r = 0; r < len; ++r) keys[t + r] = magnitudeKey(v[next + r]);
+    t += len;
+    next += len;
+    inRun_ += len;
+    if (inRun_ == run_) {
+      inRun_ = 0;
+      next += stride_ - run_;
+    }
+  }
+  next_ = next;
+  taken = t;
 }
 
 const char* selectionPathName(SelectionPath path) {
@@ -245,16 +271,18 @@ std::size_t ThresholdSelector::select(const float* v, std::size_t n, std::size_t
   };
 
   std::size_t ks = rank(static_cast<double>(k) / static_cast<double>(n) * aim);
-  // The key at sample rank r (1 = largest); the whole sample is re-partitioned
-  // each time (O(samples), cheap next to a scan of v).
+  // The key at sample rank r (1 = largest): a min-heap pass for the small
+  // ranks DGC's densities give, else a partition of the whole sample.
   const auto sampleAt = [&](double r) {
     ks = static_cast<std::size_t>(std::clamp(std::ceil(r), 1.0, static_cast<double>(sampleCount)));
+    if (ks <= sampleCount / 64) {
+      return std::max<std::uint32_t>(largestKth(sampleKeys, sampleCount, ks, heap_), 1u);
+    }
     std::nth_element(sampleKeys, sampleKeys + ks - 1, sampleKeys + sampleCount,
                      std::greater<std::uint32_t>());
     return std::max<std::uint32_t>(sampleKeys[ks - 1], 1u);
   };
-  std::uint32_t threshold =
-      std::max<std::uint32_t>(largestKth(sampleKeys, sampleCount, ks, heap_), 1u);
+  std::uint32_t threshold = sampleAt(static_cast<double>(ks));
 
   const std::size_t cap = std::min<std::size_t>(
       n, std::max<std::size_t>(static_cast<std::size_t>(2.0 * upper) + 64, 1024));

@@ -53,23 +53,51 @@ void selectTopKByMagnitude(const float* x, std::size_t n, std::size_t k,
 std::size_t selectTopKAmong(const float* x, std::uint32_t* candidates, std::size_t count,
                             std::size_t k);
 
-// Where to sample |v| for a threshold estimate: positions offset + j*stride
-// for j < count, offset in [0, stride).
+// Where to sample |v| for a threshold estimate: runs of `run` consecutive
+// entries starting at offset + j*stride, offset in [0, stride - run]. Runs
+// (rather than single entries) let the sample touch 1/run of the cache lines
+// a single-entry stride would, which is what sampling costs outside the
+// update pass; the runs are still spread evenly over the whole buffer.
 struct SamplePlan {
   std::size_t stride = 1;
-  std::size_t count = 0;  // samples when offset == 0 (one fewer possible for larger offsets)
+  std::size_t run = 1;
+  std::size_t count = 0;  // samples when offset == 0 (fewer possible for larger offsets)
 };
 
 // At least sampleRatio*n samples, and at least enough that the sample's top
 // share holds kMinSampleTopK entries at the given density; all of n when
-// that is most of it (stride 1).
+// that is most of it (stride 1, run 1).
 SamplePlan planSamples(std::size_t n, double density, double sampleRatio);
 constexpr std::size_t kMinSampleTopK = 32;
+constexpr std::size_t kSampleRun = 8;
+
+// A random start for a plan's runs, from any 64-bit random number.
+std::size_t sampleOffset(const SamplePlan& plan, std::uint64_t random);
+
+// Walks a plan's sample positions in increasing order, so that a pass over
+// v in blocks can take each block's samples while it is in cache.
+class SampleCursor {
+ public:
+  SampleCursor(const SamplePlan& plan, std::size_t offset)
+      : stride_(plan.stride), run_(plan.run), next_(offset) {}
+
+  // Appends to keys[taken..cap) the magnitude keys of the sample positions
+  // below `end` not taken yet. REQUIRES: v holds at least `end` entries.
+  void takeBelow(const float* v, std::size_t end, std::uint32_t* keys, std::size_t cap,
+                 std::size_t& taken);
+
+ private:
+  std::size_t stride_;
+  std::size_t run_;
+  std::size_t next_;
+  std::size_t inRun_ = 0;
+};
 
 // Appends to out[count..cap) the indices base+i of the entries of v[0..len)
 // with magnitude key >= threshold (threshold >= 1), in increasing order, and
 // adds their number to count (also past cap: count says how many there were).
-// SIMD compare; cost is one read of v unless many entries pass.
+// SIMD compare at the widest level the CPU runs (magnitude_scan.h); cost
+// is one read of v unless many entries pass.
 void collectAtLeast(const float* v, std::size_t len, std::size_t base, std::uint32_t threshold,
                     std::uint32_t* out, std::size_t cap, std::size_t& count);
 

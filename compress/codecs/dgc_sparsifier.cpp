@@ -204,8 +204,8 @@ float DgcSparsifier::quantize(float x) const {
   }
 }
 
-void DgcSparsifier::accumulate(const GradientView& gradient, float s, std::size_t sampleOffset,
-                               std::size_t sampleStride, std::size_t sampleCount,
+void DgcSparsifier::accumulate(const GradientView& gradient, float s, const SamplePlan& samplePlan,
+                               std::size_t sampleOffsetInPlan, std::size_t sampleCount,
                                Prefilter* prefilter, std::size_t prefilterCap) {
   const float m = static_cast<float>(options_.momentum);
   const Update mode = options_.momentum == 0.0
@@ -220,7 +220,7 @@ void DgcSparsifier::accumulate(const GradientView& gradient, float s, std::size_
     collector.out = prefilter_.data();
     collector.cap = prefilterCap;
   }
-  std::size_t nextSample = sampleOffset;
+  SampleCursor samples(samplePlan, sampleOffsetInPlan);
   std::size_t taken = 0;
   for (std::size_t b0 = 0; b0 < numel_; b0 += kBlock) {
     const std::size_t len = std::min(kBlock, numel_ - b0);
@@ -245,11 +245,7 @@ void DgcSparsifier::accumulate(const GradientView& gradient, float s, std::size_
         break;
     }
     // Samples of this block, read while it is still in cache.
-    const std::size_t end = b0 + len;
-    while (taken < sampleCount && nextSample < end) {
-      samples_[taken++] = magnitudeKey(v[nextSample]);
-      nextSample += sampleStride;
-    }
+    samples.takeBelow(v, b0 + len, samples_.data(), sampleCount, taken);
   }
   samples_.resize(taken);
   if (prefilter != nullptr) prefilter->count = collector.count;
@@ -282,7 +278,7 @@ const SparseSelection& DgcSparsifier::step(const GradientView& gradient, const S
   std::size_t offset = 0;
   if (sampled) {
     plan = planSamples(numel_, lastDensity_, options_.sampleRatio);
-    if (plan.stride > 1) offset = static_cast<std::size_t>(rng_() % plan.stride);
+    offset = sampleOffset(plan, rng_());
     samples_.resize(plan.count);  // capacity is kept across steps
   } else {
     samples_.clear();
@@ -296,7 +292,7 @@ const SparseSelection& DgcSparsifier::step(const GradientView& gradient, const S
     prefilterCap = std::min(numel_, 16 * lastK_ + 4096);
     if (prefilter_.size() < prefilterCap) prefilter_.resize(prefilterCap);
   }
-  accumulate(gradient, lastClipScale_, offset, plan.stride, sampled ? plan.count : 0,
+  accumulate(gradient, lastClipScale_, plan, offset, sampled ? plan.count : 0,
              predicted ? &prefilter : nullptr, prefilterCap);
   if (predicted) {
     prefilter.complete = prefilter.count <= prefilterCap;

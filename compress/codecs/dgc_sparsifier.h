@@ -104,8 +104,8 @@ class DgcSparsifier {
   const SelectionStats& selectionStats() const { return selector_.stats(); }
 
  private:
-  void accumulate(const GradientView& gradient, float clipScale, std::size_t sampleOffset,
-                  std::size_t sampleStride, std::size_t sampleCount, Prefilter* prefilter,
+  void accumulate(const GradientView& gradient, float clipScale, const SamplePlan& samplePlan,
+                  std::size_t sampleOffsetInPlan, std::size_t sampleCount, Prefilter* prefilter,
                   std::size_t prefilterCap);
   float clipScale(const GradientView& gradient, int worldSize) const;
   float quantize(float x) const;

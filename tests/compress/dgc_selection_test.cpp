@@ -77,7 +77,8 @@ TEST(DgcSelection, TopKAmongCandidatesMatchesReference) {
 TEST(DgcSelection, SamplePlanHonoursRatioAndMinimum) {
   // 1% of 64M at density 0.1%: ratio wins.
   auto plan = planSamples(64u << 20, 0.001, 0.01);
-  EXPECT_LE(plan.stride, 100u);
+  EXPECT_EQ(plan.run, kSampleRun);
+  EXPECT_LE(plan.stride, 100u * kSampleRun);
   EXPECT_GE(plan.count, (64u << 20) / 100);
   // 1M at 0.1%: at least kMinSampleTopK / density samples.
   plan = planSamples(1u << 20, 0.001, 0.01);
@@ -86,6 +87,37 @@ TEST(DgcSelection, SamplePlanHonoursRatioAndMinimum) {
   plan = planSamples(20000, 0.001, 0.01);
   EXPECT_EQ(plan.stride, 1u);
   EXPECT_EQ(plan.count, 20000u);
+}
+
+TEST(DgcSelection, SampleCursorVisitsEveryPlannedPositionOnceInOrder) {
+  for (const std::size_t n : {std::size_t{100003}, std::size_t{1} << 20}) {
+    const SamplePlan plan = planSamples(n, 0.001, 0.01);
+    ASSERT_GE(plan.stride, 2 * plan.run);
+    std::vector<float> x(n);
+    for (std::size_t i = 0; i < n; ++i) x[i] = static_cast<float>(i);  // key order = index order
+    for (const std::uint64_t random : {0ull, 5ull, 123456789ull}) {
+      const std::size_t offset = sampleOffset(plan, random);
+      ASSERT_LE(offset + plan.run, plan.stride);
+      std::vector<std::uint32_t> expected;
+      for (std::size_t start = offset; start < n; start += plan.stride) {
+        for (std::size_t r = 0; r < plan.run && start + r < n; ++r) {
+          expected.push_back(magnitudeKey(x[start + r]));
+        }
+      }
+      EXPECT_LE(expected.size(), plan.count);
+      EXPECT_GE(expected.size() + plan.run, plan.count);
+      // Taken in uneven blocks, as the update pass does.
+      SampleCursor cursor(plan, offset);
+      std::vector<std::uint32_t> keys(plan.count);
+      std::size_t taken = 0;
+      for (std::size_t end = 0; end < n;) {
+        end = std::min(n, end + 777);
+        cursor.takeBelow(x.data(), end, keys.data(), keys.size(), taken);
+      }
+      keys.resize(taken);
+      EXPECT_EQ(keys, expected) << "n=" << n << " offset=" << offset;
+    }
+  }
 }
 
 // One DGC step with momentum 0 on `x`: v == x, so the selection is over x.
