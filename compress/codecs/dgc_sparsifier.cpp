@@ -6,11 +6,9 @@
 #include <stdexcept>
 #include <string>
 
+#include "dgc_update_kernels.h"
 #include "hearth/compress/dtype.h"
-
-#if defined(__SSE2__)
-#include <emmintrin.h>
-#endif
+#include "magnitude_scan.h"
 
 namespace hearth::compress {
 namespace {
@@ -52,92 +50,6 @@ DensitySchedule makeSchedule(const DgcOptions& o) {
                                    ? DensitySchedule::exponentialWarmup(o.density, o.warmupPeriods)
                                    : o.warmupDensities;
   return DensitySchedule(o.density, o.warmupUnit, o.warmupPeriod, std::move(warmup));
-}
-
-enum class Update { kPlain, kMomentum, kNesterov };
-
-// Where the update pass collects candidates: indices base+i with magnitude
-// key >= key go to out[count..cap); count also counts past cap.
-struct Collector {
-  std::uint32_t key = 0;
-  std::uint32_t* out = nullptr;
-  std::size_t cap = 0;
-  std::size_t count = 0;
-  void add(std::size_t index) {
-    if (count < cap) out[count] = static_cast<std::uint32_t>(index);
-    ++count;
-  }
-};
-
-// The per-element update on [0, len) of one block; `g` is fp32 already.
-// The SIMD and scalar paths perform the same IEEE operations in the same
-// order, so results are bitwise identical to a scalar reference. With
-// kCollect, entries whose new |v| reaches collector.key are collected while
-// the value is still in a register.
-template <Update kMode, bool kCollect>
-void updateBlock(const float* __restrict g, float* __restrict u, float* __restrict v,
-                 std::size_t len, float m, float s, std::size_t base, Collector& collector) {
-  std::size_t i = 0;
-#if defined(__SSE2__)
-  const __m128 mm = _mm_set1_ps(m);
-  const __m128 ss = _mm_set1_ps(s);
-  const __m128i absMask = _mm_set1_epi32(0x7FFFFFFF);
-  const __m128i below = _mm_set1_epi32(static_cast<int>(collector.key - 1u));
-  for (; i + 4 <= len; i += 4) {
-    const __m128 gs = _mm_mul_ps(ss, _mm_loadu_ps(g + i));
-    const __m128 vi = _mm_loadu_ps(v + i);
-    __m128 vn;
-    if constexpr (kMode == Update::kPlain) {
-      vn = _mm_add_ps(vi, gs);
-    } else {
-      const __m128 un = _mm_add_ps(_mm_mul_ps(mm, _mm_loadu_ps(u + i)), gs);
-      _mm_storeu_ps(u + i, un);
-      if constexpr (kMode == Update::kMomentum) {
-        vn = _mm_add_ps(vi, un);
-      } else {
-        vn = _mm_add_ps(vi, _mm_add_ps(gs, _mm_mul_ps(mm, un)));
-      }
-    }
-    _mm_storeu_ps(v + i, vn);
-    if constexpr (kCollect) {
-      // Keys are < 2^31, so a signed compare against key-1 is exact.
-      const __m128i keys = _mm_and_si128(_mm_castps_si128(vn), absMask);
-      unsigned mask =
-          static_cast<unsigned>(_mm_movemask_ps(_mm_castsi128_ps(_mm_cmpgt_epi32(keys, below))));
-      while (mask != 0) {
-        collector.add(base + i + static_cast<std::size_t>(__builtin_ctz(mask)));
-        mask &= mask - 1;
-      }
-    }
-  }
-#endif
-  for (; i < len; ++i) {
-    const float gs = s * g[i];
-    if constexpr (kMode == Update::kPlain) {
-      v[i] = v[i] + gs;
-    } else {
-      const float un = m * u[i] + gs;
-      u[i] = un;
-      if constexpr (kMode == Update::kMomentum) {
-        v[i] = v[i] + un;
-      } else {
-        v[i] = v[i] + (gs + m * un);
-      }
-    }
-    if constexpr (kCollect) {
-      if (magnitudeKey(v[i]) >= collector.key) collector.add(base + i);
-    }
-  }
-}
-
-template <Update kMode>
-void updateBlock(bool collect, const float* g, float* u, float* v, std::size_t len, float m,
-                 float s, std::size_t base, Collector& collector) {
-  if (collect) {
-    updateBlock<kMode, true>(g, u, v, len, m, s, base, collector);
-  } else {
-    updateBlock<kMode, false>(g, u, v, len, m, s, base, collector);
-  }
 }
 
 void toFloatBlock(const GradientView& gradient, std::size_t begin, std::size_t len, float* out) {
@@ -208,18 +120,16 @@ void DgcSparsifier::accumulate(const GradientView& gradient, float s, const Samp
                                std::size_t sampleOffsetInPlan, std::size_t sampleCount,
                                Prefilter* prefilter, std::size_t prefilterCap) {
   const float m = static_cast<float>(options_.momentum);
-  const Update mode = options_.momentum == 0.0
-                          ? Update::kPlain
-                          : (options_.nesterov ? Update::kNesterov : Update::kMomentum);
+  const DgcUpdate mode = options_.momentum == 0.0
+                             ? DgcUpdate::kPlain
+                             : (options_.nesterov ? DgcUpdate::kNesterov : DgcUpdate::kMomentum);
   float* u = u_.empty() ? nullptr : u_.data();
   float* v = v_.data();
   alignas(64) float converted[kBlock];
-  Collector collector;
-  if (prefilter != nullptr) {
-    collector.key = prefilter->key;
-    collector.out = prefilter_.data();
-    collector.cap = prefilterCap;
-  }
+  // Candidates for the predicted threshold, collected per block while it is
+  // still in L1 (count also counts past the cap).
+  const SimdLevel scanLevel = activeSimdLevel();
+  std::size_t candidates = 0;
   SampleCursor samples(samplePlan, sampleOffsetInPlan);
   std::size_t taken = 0;
   for (std::size_t b0 = 0; b0 < numel_; b0 += kBlock) {
@@ -231,24 +141,16 @@ void DgcSparsifier::accumulate(const GradientView& gradient, float s, const Samp
       toFloatBlock(gradient, b0, len, converted);
       g = converted;
     }
-    float* ub = u == nullptr ? nullptr : u + b0;
-    const bool collect = prefilter != nullptr;
-    switch (mode) {
-      case Update::kPlain:
-        updateBlock<Update::kPlain>(collect, g, ub, v + b0, len, m, s, b0, collector);
-        break;
-      case Update::kMomentum:
-        updateBlock<Update::kMomentum>(collect, g, ub, v + b0, len, m, s, b0, collector);
-        break;
-      case Update::kNesterov:
-        updateBlock<Update::kNesterov>(collect, g, ub, v + b0, len, m, s, b0, collector);
-        break;
+    dgcUpdate(mode, g, u == nullptr ? nullptr : u + b0, v + b0, len, m, s);
+    if (prefilter != nullptr) {
+      collectAtLeastWith(scanLevel, v + b0, len, b0, prefilter->key, prefilter_.data(),
+                         prefilterCap, candidates);
     }
     // Samples of this block, read while it is still in cache.
     samples.takeBelow(v, b0 + len, samples_.data(), sampleCount, taken);
   }
   samples_.resize(taken);
-  if (prefilter != nullptr) prefilter->count = collector.count;
+  if (prefilter != nullptr) prefilter->count = candidates;
 }
 
 const SparseSelection& DgcSparsifier::step(const GradientView& gradient, const StepInfo& info) {
