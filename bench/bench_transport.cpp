@@ -206,6 +206,10 @@ int main(int argc, char** argv) {
                "HEARTH_BENCH_DIRECT; see scripts/bench_transport.sh --paths)");
   std::vector<double> p2pKib = {64, 1024, 16384, 65536};
   app.add_option("--p2p-kib", p2pKib, "Point-to-point message sizes in KiB (--paths)");
+  std::size_t chunkKib = hearth::MeshCollectivesOptions{}.chunkBytes / 1024;
+  app.add_option(
+      "--chunk-kib", chunkKib,
+      "Ring chunk size in KiB for hearth's collectives (--paths; default: the library's)");
   CLI11_PARSE(app, argc, argv);
   try {
     at::set_num_threads(1);
@@ -271,8 +275,10 @@ int main(int argc, char** argv) {
         }
       }
       if (fd >= 0) ::close(fd);
-      auto relayedColl = hearth::makeMeshCollectives(relayed);
-      auto directColl = hearth::makeMeshCollectives(direct);
+      hearth::MeshCollectivesOptions collOptions;
+      collOptions.chunkBytes = chunkKib * 1024;
+      auto relayedColl = hearth::makeMeshCollectives(relayed, collOptions);
+      auto directColl = hearth::makeMeshCollectives(direct, collOptions);
       if (rank == 0) {
         std::printf("ring allreduce (slowest rank), bus Gbit/s = 2(N-1)/N x bytes / time:\n");
         std::printf("%10s | %10s %10s %10s | %10s %10s %10s | %8s %8s\n", "MiB", "gloo ms",

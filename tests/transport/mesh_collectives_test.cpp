@@ -562,7 +562,7 @@ TEST(MeshCollectivesLimits, OversizedAllgatherItemIsRefusedBeforeAllocation) {
   for (int r = 0; r < 2; ++r) {
     threads.emplace_back([&, r] {
       try {
-        ranks[r]->allgatherBytes(MeshBytes(r == 0 ? 1000 : 8, 1), Millis(3000));
+        ranks[r]->allgatherBytes(std::vector<std::uint8_t>(r == 0 ? 1000 : 8, 1), Millis(3000));
       } catch (const CollectiveError& e) {
         errors[r] = e.what();
       }

@@ -195,15 +195,19 @@ TEST(ZmqDirect, BrokenLinkFallsBackToTheRelayAndOrderHolds) {
   // The same tag carries on, in order, through the relay.
   exchangeInOrder(*ranks[0], *ranks[1], 5, 100);
   exchangeInOrder(*ranks[1], *ranks[0], 5, 100);
-  EXPECT_EQ(zmqtest::forwardedOnceAtLeast(*relay, 200), 200u);
+  // 200 frames after the break, plus the frames of the link that rank 0 had
+  // not acknowledged yet, resent once (rank 0 drops the copies it has).
+  const std::uint64_t forwarded = zmqtest::forwardedOnceAtLeast(*relay, 200);
+  EXPECT_GE(forwarded, 200u);
+  EXPECT_LE(forwarded, 200u + 100u);
   EXPECT_TRUE(ranks[0]->isPeerAlive(1));
   EXPECT_TRUE(ranks[1]->isPeerAlive(0));
 }
 
-TEST(ZmqDirect, LinkBrokenMidStreamDeliversInOrderOrFailsTyped) {
-  // A stream of numbered messages while the link dies under it: every message
-  // that arrives is the next one; frames lost with the link surface as a
-  // typed error naming the sender, never as a silent skip or a hang.
+TEST(ZmqDirect, LinkBrokenMidStreamLosesNothingAndKeepsOrder) {
+  // A stream of numbered messages while the link dies under it: the frames
+  // the receiver had not acknowledged are resent through the relay, so every
+  // message arrives, each exactly once and in order, without a hang.
   auto relay = startRelay(2);
   auto ranks = joinAll({nodeOptions(*relay), nodeOptions(*relay)});
   ASSERT_EQ(ranks[0]->pathTo(1), "direct");
@@ -221,24 +225,16 @@ TEST(ZmqDirect, LinkBrokenMidStreamDeliversInOrderOrFailsTyped) {
     }
   });
   int received = 0;
-  bool typedError = false;
   const auto start = Clock::now();
-  try {
-    for (; received < kCount; ++received) {
-      const auto bytes = ranks[1]->recv(0, 9, kLong);
-      ASSERT_EQ(numberOf(bytes), static_cast<std::uint32_t>(received)) << "out of order";
-    }
-  } catch (const MeshPeerLost& e) {
-    typedError = true;
-    EXPECT_EQ(e.peer(), 0);
-    EXPECT_NE(std::string(e.what()).find("never arrived"), std::string::npos) << e.what();
+  for (; received < kCount; ++received) {
+    const auto bytes = ranks[1]->recv(0, 9, kLong);
+    ASSERT_EQ(numberOf(bytes), static_cast<std::uint32_t>(received)) << "out of order";
   }
+  EXPECT_THROW(ranks[1]->recv(0, 9, Millis(200)), MeshTimeout);  // no copy delivered twice
   sender.get();
   EXPECT_TRUE(broke);
   EXPECT_LT(msSince(start), 9000);
-  if (!typedError) {
-    EXPECT_EQ(received, kCount);
-  }
+  EXPECT_EQ(received, kCount);
   EXPECT_EQ(ranks[0]->pathTo(1), "relay");
 }
 
@@ -383,7 +379,8 @@ TEST(ZmqDirect, StrangersAtAListenerAreRefusedAndIgnored) {
   stranger.connect(endpoint);
   {
     std::vector<zmq::message_t> hello;
-    const std::uint8_t header[] = {3, 12, 1, 0, 0, 0};  // DIRECT_HELLO claiming rank 1
+    const std::uint8_t header[] = {
+        zmqtest::kWireVersion, 12, 1, 0, 0, 0};  // DIRECT_HELLO claiming rank 1
     hello.emplace_back(header, sizeof(header));
     hello.emplace_back(std::string(kRun));
     hello.emplace_back(std::string("guessed-token"));
@@ -399,7 +396,7 @@ TEST(ZmqDirect, StrangersAtAListenerAreRefusedAndIgnored) {
   {
     // DATA from an unadmitted connection is ignored, not delivered.
     std::vector<zmq::message_t> data;
-    std::uint8_t header[30] = {3, 5, 1};
+    std::uint8_t header[30] = {zmqtest::kWireVersion, 5, 1};
     header[6] = 3;  // tag 3
     data.emplace_back(header, sizeof(header));
     data.emplace_back(std::string("forged"));

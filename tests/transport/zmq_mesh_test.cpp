@@ -29,6 +29,8 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 using zmqtest::bytesOf;
+using zmqtest::header;
+using zmqtest::kWireVersion;
 using zmqtest::msSince;
 using zmqtest::stringOf;
 using zmqtest::waitExit;
@@ -82,10 +84,6 @@ INSTANTIATE_TEST_SUITE_P(Zmq, MeshConformance, ::testing::Values(zmqBackend()), 
 
 // ---- a raw DEALER speaking the wire protocol by hand ----
 
-zmq::message_t header(std::initializer_list<std::uint8_t> bytes) {
-  std::vector<std::uint8_t> v(bytes);
-  return zmq::message_t(v.data(), v.size());
-}
 zmq::message_t str(const std::string& s) {
   return zmq::message_t(s.data(), s.size());
 }
@@ -104,12 +102,12 @@ std::vector<zmq::message_t> recvFrames(zmq::socket_t& s, Millis timeout) {
   return frames;
 }
 
-// HELLO (version 3, type 1, requested rank -1, a new node; no advertised
+// HELLO (version 4, type 1, requested rank -1, a new node; no advertised
 // endpoint, no key).
 std::vector<zmq::message_t> hello(const std::string& run, const std::string& token) {
   std::vector<zmq::message_t> f;
-  f.push_back(
-      header({3, 1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}));
+  f.push_back(header(
+      {kWireVersion, 1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}));
   f.push_back(str(run));
   f.push_back(str(token));
   f.push_back(str(""));
@@ -229,31 +227,87 @@ TEST(ZmqRelay, MalformedFramesAreDroppedAndTheRelayKeepsServing) {
     f.push_back(std::move(m));
     return f;
   };
-  hostile.push_back(one(header({})));               // empty header
-  hostile.push_back(one(header({3})));              // too short
-  hostile.push_back(one(header({9, 6})));           // unknown version, PING
-  hostile.push_back(one(header({1, 6})));           // version 1 (before direct links), PING
-  hostile.push_back(one(header({2, 6})));           // version 2 (before re-admission), PING
-  hostile.push_back(one(header({3, 200})));         // unknown type
-  hostile.push_back(one(header({3, 5, 0, 0, 0})));  // truncated DATA header
-  hostile.push_back(one(header({3, 5, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-                                0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0})));  // DATA, no payload
+  hostile.push_back(one(header({})));                   // empty header
+  hostile.push_back(one(header({3})));                  // too short
+  hostile.push_back(one(header({9, 6})));               // unknown version, PING
+  hostile.push_back(one(header({1, 6})));               // version 1 (before direct links), PING
+  hostile.push_back(one(header({2, 6})));               // version 2 (before re-admission), PING
+  hostile.push_back(one(header({kWireVersion, 200})));  // unknown type
+  hostile.push_back(one(header({kWireVersion, 5, 0, 0, 0})));  // truncated DATA header
+  hostile.push_back(one(header({kWireVersion,
+                                5,
+                                1,
+                                0,
+                                0,
+                                0,
+                                0,
+                                0,
+                                0,
+                                0,
+                                0,
+                                0,
+                                0,
+                                0,
+                                0,
+                                0,
+                                0,
+                                0,
+                                0,
+                                0,
+                                0,
+                                0,
+                                0,
+                                0,
+                                0,
+                                0,
+                                0,
+                                0,
+                                0,
+                                0})));  // DATA, no payload
   {
     std::vector<zmq::message_t> f;  // DATA from a node that has not joined
-    f.push_back(header({3, 5, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-                        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}));
+    f.push_back(header({kWireVersion,
+                        5,
+                        1,
+                        0,
+                        0,
+                        0,
+                        0,
+                        0,
+                        0,
+                        0,
+                        0,
+                        0,
+                        0,
+                        0,
+                        0,
+                        0,
+                        0,
+                        0,
+                        0,
+                        0,
+                        0,
+                        0,
+                        0,
+                        0,
+                        0,
+                        0,
+                        0,
+                        0,
+                        0,
+                        0}));
     f.push_back(str("payload"));
     hostile.push_back(std::move(f));
   }
-  hostile.push_back(
-      one(header({3, 4, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0})));  // MEMBERSHIP from a node
+  hostile.push_back(one(
+      header({kWireVersion, 4, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0})));  // MEMBERSHIP from a node
   {
     std::vector<zmq::message_t> f;  // PROBE_ACK from a node that has not joined
-    f.push_back(header({3, 11}));
+    f.push_back(header({kWireVersion, 11}));
     f.push_back(str("0123456789abcdef"));
     hostile.push_back(std::move(f));
   }
-  hostile.push_back(one(header({3, 13, 0, 0, 0, 0})));  // DIRECT_WELCOME: not for relays
+  hostile.push_back(one(header({kWireVersion, 13, 0, 0, 0, 0})));  // DIRECT_WELCOME: not for relays
   const std::size_t count = hostile.size();
   for (auto& f : hostile) sendFrames(raw, std::move(f));
   {
@@ -395,11 +449,11 @@ std::vector<zmq::message_t> recvNonPing(zmq::socket_t& s, Millis timeout) {
 void admitRankZeroOfTwo(zmq::socket_t& fake, const std::string& id) {
   std::vector<zmq::message_t> f;
   f.push_back(str(id));
-  f.push_back(header({3, 2, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}));
+  f.push_back(header({kWireVersion, 2, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}));
   zmq::send_multipart(fake, f);
   f.clear();
   f.push_back(str(id));
-  f.push_back(header({3, 4, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0}));
+  f.push_back(header({kWireVersion, 4, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0}));
   f.push_back(header({1, 1}));
   f.push_back(header({0, 0, 0, 0, 0, 0}));
   f.push_back(zmq::message_t(std::string(16, '\0')));  // incarnations: 0, 0
@@ -414,10 +468,11 @@ std::uint64_t u64At(const zmq::message_t& m, std::size_t at) {
   return v;
 }
 
-TEST(ZmqRelayRestart, RejoiningNodeFencesWhatItSentThroughTheOldRelay) {
+TEST(ZmqRelayRestart, RejoiningNodeResendsAndFencesWhatItSentThroughTheOldRelay) {
   // A fake relay swallows one DATA frame and dies; the node re-joins the
-  // restarted (fake) relay with its rank and then announces, with a FENCE,
-  // that it had sent 1 frame to rank 1, so that rank 1 can report the loss.
+  // restarted (fake) relay with its rank, resends the frame that rank 1 never
+  // acknowledged (same sequence number), and announces with a FENCE that it
+  // had sent 1 frame to rank 1, so that anything still missing is a gap.
   zmq::context_t ctx;
   auto fake = std::make_unique<zmq::socket_t>(ctx, zmq::socket_type::router);
   fake->set(zmq::sockopt::linger, 0);
@@ -452,6 +507,11 @@ TEST(ZmqRelayRestart, RejoiningNodeFencesWhatItSentThroughTheOldRelay) {
   EXPECT_EQ(h[1], 1);  // HELLO
   EXPECT_EQ(h[2] | h[3] | h[4] | h[5], 0) << "not re-joining as rank 0";
   admitRankZeroOfTwo(*fake, again[0].to_string());
+  auto resent = recvNonPing(*fake, kLong);
+  ASSERT_EQ(resent.size(), 3u);
+  EXPECT_EQ(static_cast<const std::uint8_t*>(resent[1].data())[1], 5);  // DATA
+  EXPECT_EQ(u64At(resent[1], 14), 0u);                                  // seq 0 again
+  EXPECT_EQ(resent[2].to_string(), "swallowed");
   auto fence = recvNonPing(*fake, kLong);
   ASSERT_EQ(fence.size(), 2u);
   const auto* fh = static_cast<const std::uint8_t*>(fence[1].data());
@@ -488,11 +548,13 @@ TEST(ZmqMesh, MalformedFrameFromTheRelayIsAProtocolError) {
   };
   {
     std::vector<zmq::message_t> f;
-    f.push_back(header({3, 2, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}));  // WELCOME 0 of 2
+    f.push_back(header(
+        {kWireVersion, 2, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}));  // WELCOME 0 of 2
     toNode(std::move(f));
     f.clear();
-    f.push_back(header({3, 4, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0}));  // MEMBERSHIP epoch 0
-    f.push_back(header({1, 1}));                                      // both alive
+    f.push_back(
+        header({kWireVersion, 4, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0}));  // MEMBERSHIP epoch 0
+    f.push_back(header({1, 1}));                                         // both alive
     f.push_back(header({0, 0, 0, 0, 0, 0}));             // directory: no endpoints, no keys
     f.push_back(zmq::message_t(std::string(16, '\0')));  // incarnations: 0, 0
     toNode(std::move(f));
@@ -502,8 +564,36 @@ TEST(ZmqMesh, MalformedFrameFromTheRelayIsAProtocolError) {
   auto pending = mesh->irecv(1, 0);
   {
     std::vector<zmq::message_t> f;
-    f.push_back(header({3, 5, 7, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-                        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}));  // DATA from rank 7 of 2
+    f.push_back(header({kWireVersion,
+                        5,
+                        7,
+                        0,
+                        0,
+                        0,
+                        0,
+                        0,
+                        0,
+                        0,
+                        0,
+                        0,
+                        0,
+                        0,
+                        0,
+                        0,
+                        0,
+                        0,
+                        0,
+                        0,
+                        0,
+                        0,
+                        0,
+                        0,
+                        0,
+                        0,
+                        0,
+                        0,
+                        0,
+                        0}));  // DATA from rank 7 of 2
     f.push_back(str("x"));
     toNode(std::move(f));
   }

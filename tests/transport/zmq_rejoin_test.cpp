@@ -22,6 +22,8 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 using zmqtest::bytesOf;
+using zmqtest::header;
+using zmqtest::kWireVersion;
 using zmqtest::msSince;
 using zmqtest::stringOf;
 constexpr Millis kLong{10000};
@@ -237,11 +239,6 @@ TEST(ZmqRejoin, WrongTokenCannotTakeALostRank) {
 
 // ---- a raw node speaking the wire protocol, to check stale frames ----
 
-zmq::message_t header(std::initializer_list<std::uint8_t> bytes) {
-  std::vector<std::uint8_t> v(bytes);
-  return zmq::message_t(v.data(), v.size());
-}
-
 std::vector<zmq::message_t> recvNonPing(zmq::socket_t& s, Millis timeout) {
   const auto deadline = Clock::now() + timeout;
   for (;;) {
@@ -277,7 +274,8 @@ TEST(ZmqRejoin, FramesForTheLostNodeNeverReachItsReplacement) {
     s.set(zmq::sockopt::linger, 0);
     s.connect(relay->endpoint());
     std::vector<zmq::message_t> f;
-    f.push_back(header({3, 1, 1, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}));
+    f.push_back(
+        header({kWireVersion, 1, 1, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}));
     f.push_back(zmq::message_t(std::string(kRun)));
     f.push_back(zmq::message_t(std::string(kToken)));
     f.emplace_back();
@@ -327,13 +325,69 @@ TEST(ZmqRejoin, FramesForTheLostNodeNeverReachItsReplacement) {
   // incarnation of its destination is dropped by the relay.
   {
     std::vector<zmq::message_t> f;  // DATA to rank 0, tag 8, seq 0, incarnation 5 (wrong)
-    f.push_back(header({3, 5, 0, 0, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0, 0,
-                        0, 0, 0, 0, 0, 0, 0, 5, 0, 0, 0, 0, 0, 0, 0}));
+    f.push_back(header({kWireVersion,
+                        5,
+                        0,
+                        0,
+                        0,
+                        0,
+                        8,
+                        0,
+                        0,
+                        0,
+                        0,
+                        0,
+                        0,
+                        0,
+                        0,
+                        0,
+                        0,
+                        0,
+                        0,
+                        0,
+                        0,
+                        0,
+                        5,
+                        0,
+                        0,
+                        0,
+                        0,
+                        0,
+                        0,
+                        0}));
     f.push_back(zmq::message_t(std::string("stale")));
     zmq::send_multipart(fresh, f);
     f.clear();  // the same with the right incarnation (0)
-    f.push_back(header({3, 5, 0, 0, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0, 0,
-                        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}));
+    f.push_back(header({kWireVersion,
+                        5,
+                        0,
+                        0,
+                        0,
+                        0,
+                        8,
+                        0,
+                        0,
+                        0,
+                        0,
+                        0,
+                        0,
+                        0,
+                        0,
+                        0,
+                        0,
+                        0,
+                        0,
+                        0,
+                        0,
+                        0,
+                        0,
+                        0,
+                        0,
+                        0,
+                        0,
+                        0,
+                        0,
+                        0}));
     f.push_back(zmq::message_t(std::string("fresh")));
     zmq::send_multipart(fresh, f);
   }

@@ -9,10 +9,13 @@
 #include <chrono>
 #include <cstdint>
 #include <future>
+#include <initializer_list>
 #include <memory>
 #include <string>
 #include <thread>
 #include <vector>
+
+#include <zmq.hpp>
 
 #include "hearth/transport/zmq_mesh.h"
 #include "hearth/transport/zmq_relay.h"
@@ -66,6 +69,16 @@ inline long msSince(std::chrono::steady_clock::time_point start) {
   return static_cast<long>(
       std::chrono::duration_cast<Millis>(std::chrono::steady_clock::now() - start).count());
 }
+// The protocol version the tests' hand-written frames speak
+// (docs/transport_protocol.md; transport/zmq/zmq_wire.h must agree).
+constexpr std::uint8_t kWireVersion = 4;
+
+// A frame of raw bytes, e.g. a header written by hand: {kWireVersion, type, ...}.
+inline zmq::message_t header(std::initializer_list<std::uint8_t> bytes) {
+  std::vector<std::uint8_t> v(bytes);
+  return zmq::message_t(v.data(), v.size());
+}
+
 inline MeshBytes bytesOf(const std::string& s) {
   return MeshBytes(s.begin(), s.end());
 }

@@ -221,7 +221,7 @@ class Hub {
     const Mutation m = it->second.front();
     it->second.pop_front();
     if (m.truncate) {
-      if (bytes.size() > m.keepBytes) bytes.resize(m.keepBytes);
+      bytes.truncate(m.keepBytes);
     } else if (!bytes.empty()) {
       bytes[bytes.size() / 2] ^= 0xFF;
     }

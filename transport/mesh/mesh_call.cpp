@@ -85,6 +85,23 @@ void bytesToFloats(const MeshBytes& bytes, float* out, std::size_t count) {
   if (count > 0) std::memcpy(out, bytes.data(), count * sizeof(float));
 }
 
+void addFloatsIntoBytes(const float* own, MeshBytes& bytes, std::size_t count) {
+  std::uint8_t* at = bytes.data();
+  constexpr std::size_t kBlock = 16;  // fixed-size inner loops: vectorized
+  float sum[kBlock];
+  std::size_t i = 0;
+  for (; i + kBlock <= count; i += kBlock) {
+    std::memcpy(sum, at + i * sizeof(float), sizeof sum);
+    for (std::size_t j = 0; j < kBlock; ++j) sum[j] = sum[j] + own[i + j];
+    std::memcpy(at + i * sizeof(float), sum, sizeof sum);
+  }
+  for (; i < count; ++i) {
+    std::memcpy(sum, at + i * sizeof(float), sizeof(float));
+    sum[0] = sum[0] + own[i];
+    std::memcpy(at + i * sizeof(float), sum, sizeof(float));
+  }
+}
+
 std::vector<std::size_t> meshBounds(std::size_t n, int worldSize) {
   std::vector<std::size_t> bounds(static_cast<std::size_t>(worldSize) + 1, 0);
   for (int r = 0; r < worldSize; ++r) bounds[r + 1] = meshRange(n, worldSize, r).hi;

@@ -71,6 +71,9 @@ inline std::size_t chunkCount(std::size_t elems, std::size_t chunkElems) {
 MeshBytes floatsToBytes(const float* data, std::size_t count);
 // REQUIRES: bytes.size() == count * sizeof(float).
 void bytesToFloats(const MeshBytes& bytes, float* out, std::size_t count);
+// The float f at bytes[4i] becomes f + own[i] for i < count, in place in the
+// message (any alignment). REQUIRES: bytes.size() >= count * sizeof(float).
+void addFloatsIntoBytes(const float* own, MeshBytes& bytes, std::size_t count);
 // Throws CollectiveUsageError naming the call unless got == want.
 void expectSize(const Call& call, int peer, std::size_t got, std::size_t want);
 
@@ -97,7 +100,8 @@ void ringCollective(Call& call, float* data, const std::vector<std::size_t>& bou
 void chainBroadcast(Call& call, std::uint8_t* data, std::size_t bytes, int root);
 
 // Ring allgather of variable-size items. Uses phase 0.
-std::vector<MeshBytes> ringAllgather(Call& call, const MeshBytes& mine);
+std::vector<std::vector<std::uint8_t>> ringAllgather(Call& call,
+                                                     const std::vector<std::uint8_t>& mine);
 
 // Sparse reduce-scatter over [0, bounds.back()) (see
 // Collectives::sparseReduceScatterAdd): adds to owned[0, range of rank) the

@@ -18,10 +18,11 @@ MeshBytes sizeHeader(std::uint64_t size) {
 
 }  // namespace
 
-std::vector<MeshBytes> ringAllgather(Call& call, const MeshBytes& mine) {
+std::vector<std::vector<std::uint8_t>> ringAllgather(Call& call,
+                                                     const std::vector<std::uint8_t>& mine) {
   const int worldSize = call.worldSize();
   const int rank = call.rank();
-  std::vector<MeshBytes> all(worldSize);
+  std::vector<std::vector<std::uint8_t>> all(worldSize);
   all[rank] = mine;
   if (worldSize == 1) return all;
   const int left = ringRank(rank - 1, worldSize);
@@ -48,7 +49,7 @@ std::vector<MeshBytes> ringAllgather(Call& call, const MeshBytes& mine) {
           "-byte item, more than the limit of " + std::to_string(call.maxItemBytes()));
     }
     if (forwards) call.send(right, tag, std::move(header));
-    MeshBytes& item = all[source];
+    std::vector<std::uint8_t>& item = all[source];
     item.resize(size);
     for (std::size_t off = 0; off < size; off += chunk) {
       const std::size_t n = std::min<std::size_t>(chunk, size - off);

@@ -4,8 +4,8 @@
 //
 // Segment s is [bounds[s], bounds[s+1]) (possibly empty). In reduce-scatter
 // step k (k = 0 .. W-2) rank r sends segment r-k-1 to r+1 and receives segment
-// r-k-2 from r-1, adds its own values and forwards that same chunk in step
-// k+1. After the last step rank r holds the full sum of segment r, formed
+// r-k-2 from r-1, adds its own values into the received chunk and forwards
+// that buffer in step k+1. After the last step rank r holds the full sum of segment r, formed
 // exactly once, in the order r+1, r+2, ..., r. The allgather circulates the
 // finished segments (step k: send r-k, receive r-k-1), copying only; in an
 // allreduce its step-0 sends are the chunks the last reduce step finished.
@@ -39,31 +39,28 @@ struct Ring {
       sendChunk(tag, seg.lo + off, std::min(chunkElems, seg.size() - off));
     }
   }
-  std::size_t largestSegment() const {
-    std::size_t largest = 0;
-    for (int s = 0; s < worldSize; ++s) largest = std::max(largest, segment(s).size());
-    return largest;
-  }
 
   // Reduce-scatter; with startGather every finished chunk also goes out on
   // gatherTag (the allgather's step 0).
   void reduceScatter(MeshTag reduceTag, bool startGather, MeshTag gatherTag) {
     sendSegment(reduceTag, segment(rank - 1));  // step 0: our own values
-    std::vector<float> incoming(std::min(chunkElems, largestSegment()));
     for (int step = 0; step < worldSize - 1; ++step) {
       const MeshRange seg = segment(rank - step - 2);
       const bool last = step == worldSize - 2;
       for (std::size_t off = 0; off < seg.size(); off += chunkElems) {
         const std::size_t n = std::min(chunkElems, seg.size() - off);
-        const MeshBytes msg = call.recv(left, reduceTag);
+        // The partial sum arrives in msg; adding our values into it lets the
+        // same buffer travel on (the Mesh may hand over its receive buffer:
+        // no copy, no allocation). Only the finished sum lands in data.
+        MeshBytes msg = call.recv(left, reduceTag);
         expectSize(call, left, msg.size(), n * sizeof(float));
-        bytesToFloats(msg, incoming.data(), n);
-        float* dst = data + seg.lo + off;
-        for (std::size_t i = 0; i < n; ++i) dst[i] = incoming[i] + dst[i];
+        float* own = data + seg.lo + off;
+        addFloatsIntoBytes(own, msg, n);
+        if (last) bytesToFloats(msg, own, n);
         if (!last) {
-          sendChunk(reduceTag, seg.lo + off, n);
+          call.send(right, reduceTag, std::move(msg));
         } else if (startGather) {
-          sendChunk(gatherTag, seg.lo + off, n);
+          call.send(right, gatherTag, std::move(msg));
         }
       }
     }

@@ -47,10 +47,14 @@ using zmqwire::Type;
 
 // Payloads at least this big are handed to libzmq without a copy.
 constexpr std::size_t kZeroCopyBytes = 4096;
+// Received payloads at least this big stay in libzmq's buffer (payloadBytes).
+constexpr std::size_t kAdoptReceivedBytes = 64 * 1024;
 // How long a LEAVE may take to leave the socket on close.
 constexpr int kLeaveLingerMs = 200;
 // Frames from one sender that may wait for an earlier sequence number.
 constexpr std::size_t kMaxEarlyFrames = std::size_t{1} << 16;
+// A receiver acknowledges a peer's stream at least every this many frames.
+constexpr std::uint64_t kAckEveryFrames = 8;
 // DIRECT_HELLOs held until the directory is known.
 constexpr std::size_t kMaxHeldHellos = 256;
 constexpr char kDirectZapDomain[] = "hearth-direct";
@@ -66,15 +70,35 @@ struct Outgoing {
   std::shared_ptr<RequestState> st;
 };
 
-// A sequenced frame on its way out; the header is built per path at send time.
+// What a WireFrame carries: a payload (DATA), "every frame below seq was
+// sent" (FENCE), or "every frame below seq from you was delivered" (ACK).
+enum class FrameKind { kData, kFence, kAck };
+
+// A frame on its way out; the header is built per path at send time.
 struct WireFrame {
   int dst;
   MeshTag tag;
-  std::uint64_t seq;  // DATA: its sequence number; FENCE: the next one
-  bool fence;
+  std::uint64_t seq;  // DATA: its sequence number; FENCE, ACK: the next one
+  FrameKind kind;
   zmq::message_t payload;
   std::uint64_t incarnation = 0;  // the destination's when the frame was issued
+
+  // A second frame with the same payload (libzmq shares large payloads by
+  // reference count: no copy of the bytes).
+  WireFrame duplicate() {
+    WireFrame copy{dst, tag, seq, kind, zmq::message_t(), incarnation};
+    copy.payload.copy(payload);
+    return copy;
+  }
 };
+
+// Control frames (no payload) for `dst`.
+WireFrame fenceFrame(int dst, std::uint64_t next, std::uint64_t incarnation) {
+  return WireFrame{dst, 0, next, FrameKind::kFence, zmq::message_t(), incarnation};
+}
+WireFrame ackFrame(int dst, std::uint64_t next, std::uint64_t incarnation) {
+  return WireFrame{dst, 0, next, FrameKind::kAck, zmq::message_t(), incarnation};
+}
 
 zmq::message_t payloadMessage(MeshBytes bytes) {
   if (bytes.size() < kZeroCopyBytes) return zmq::message_t(bytes.data(), bytes.size());
@@ -85,6 +109,22 @@ zmq::message_t payloadMessage(MeshBytes bytes) {
       data, size, [](void*, void* hint) { delete static_cast<MeshBytes*>(hint); }, owned.get());
   owned.release();  // libzmq owns it now and frees it through the callback above
   return msg;
+}
+
+// A received payload as MeshBytes: small ones are copied, large ones keep
+// libzmq's buffer (the message moves into a shared owner; no copy, no
+// allocation of the payload's size). Large messages have a buffer of their
+// own in libzmq (only messages below its 8 KiB read batch share one), so
+// the bytes are the receiver's to write.
+MeshBytes payloadBytes(zmq::message_t& msg) {
+  if (msg.size() < kAdoptReceivedBytes) {
+    const auto* data = static_cast<const std::uint8_t*>(msg.data());
+    return MeshBytes(data, data + msg.size());
+  }
+  auto owner = std::make_shared<zmq::message_t>(std::move(msg));
+  auto* data = static_cast<std::uint8_t*>(owner->data());
+  const std::size_t size = owner->size();
+  return MeshBytes::adopt(data, size, std::move(owner));
 }
 
 // Who opens the direct link of a pair.
@@ -123,6 +163,12 @@ struct Io {
   std::vector<std::uint64_t> incarnation;  // per rank, mirrors Core::incarnation_
   std::uint64_t selfIncarnation = 0;
   std::deque<WireFrame> relayStalled;  // frames for the relay libzmq did not take yet
+  // Per destination: DATA frames sent (on any path) that its ACKs have not
+  // covered yet, in sequence order; resent after a relay restart or a failed
+  // direct link, when libzmq may have dropped them with the connection.
+  std::vector<std::deque<WireFrame>> unacked;
+  std::vector<std::uint64_t> ackSent;  // per source: the last `next` acknowledged to it
+  std::vector<Clock::time_point> ackSentAt;
   std::vector<std::vector<zmq::message_t>> heldHellos;
   bool linksSetUp = false;
   bool listenerDrained = true;  // the last read of the listener found it empty
@@ -132,6 +178,7 @@ struct Io {
 struct Inbound {
   std::uint64_t next = 0;
   std::uint64_t fence = 0;  // the sender said it sent every frame below this
+  std::uint64_t acked = 0;  // the sender's ACK: it has every frame of ours below this
   std::map<std::uint64_t, std::pair<MeshTag, MeshBytes>> early;
   std::optional<Clock::time_point> gapSince;
 };
@@ -387,16 +434,77 @@ class Core {
     return false;
   }
 
-  // After the restarted relay's MEMBERSHIP: tell every relayed peer how many
-  // frames were sent to it, so that frames lost inside the old relay show up
-  // as a gap (a typed error), not as silence.
+  // After the restarted relay's MEMBERSHIP: resend to every relayed peer
+  // what it has not acknowledged (frames handed to the old relay connection
+  // may be gone; the peer drops the copies it already has), then tell it how
+  // many frames were sent, so that anything still missing shows up as a gap
+  // (a typed error), not as silence.
   void finishRejoin(Io& io) {
+    std::vector<bool> resent(io.links.size(), false);
     for (int p = 0; p < static_cast<int>(io.links.size()); ++p) {
-      if (p == rank_ || io.links[p].state == LinkState::kUp || io.sendSeq[p] == 0) continue;
-      io.relayStalled.push_back(
-          WireFrame{p, 0, io.sendSeq[p], true, zmq::message_t(), io.incarnation[p]});
+      resent[p] = p != rank_ && io.links[p].state != LinkState::kUp;
+    }
+    requeueUnackedViaRelay(io, resent);
+    for (int p = 0; p < static_cast<int>(io.links.size()); ++p) {
+      if (!resent[p] || io.sendSeq[p] == 0) continue;
+      io.relayStalled.push_back(fenceFrame(p, io.sendSeq[p], io.incarnation[p]));
     }
     log("rejoined the relay at " + options_.relayEndpoint + " as rank " + std::to_string(rank_));
+  }
+
+  // Replaces the relay queue's DATA for the peers marked in `peers` with
+  // copies of every frame they have not acknowledged (which includes the
+  // queued ones), keeping the per-destination order.
+  void requeueUnackedViaRelay(Io& io, const std::vector<bool>& peers) {
+    std::deque<WireFrame> kept;
+    for (auto& f : io.relayStalled) {
+      if (!(f.kind == FrameKind::kData && peers[f.dst])) kept.push_back(std::move(f));
+    }
+    io.relayStalled.clear();
+    for (int p = 0; p < static_cast<int>(peers.size()); ++p) {
+      if (!peers[p]) continue;
+      for (auto& f : io.unacked[p]) io.relayStalled.push_back(f.duplicate());
+    }
+    for (auto& f : kept) io.relayStalled.push_back(std::move(f));
+  }
+
+  // An ACK from `src`: frames below `next` arrived; stop keeping them.
+  void acknowledged(Io& io, int src, std::uint64_t next) {
+    if (src < 0 || src >= static_cast<int>(io.unacked.size())) return;
+    auto& queue = io.unacked[src];
+    while (!queue.empty() && queue.front().seq < next) queue.pop_front();
+  }
+
+  // Stops keeping the frames each peer acknowledged (and every frame of
+  // peers that are gone), and acknowledges what each peer's stream
+  // delivered: after every kAckEveryFrames frames, and within a heartbeat
+  // interval of the last delivery. ACKs go through the relay.
+  void exchangeAcks(Io& io) {
+    const auto now = Clock::now();
+    std::vector<std::uint64_t> next(worldSize_, 0);
+    std::vector<std::uint64_t> acked(worldSize_, 0);
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      for (int p = 0; p < worldSize_; ++p) {
+        if (alive_[p]) {
+          next[p] = inbound_[p].next;
+          acked[p] = inbound_[p].acked;
+        } else {
+          io.unacked[p].clear();
+        }
+      }
+    }
+    for (int p = 0; p < worldSize_; ++p) acknowledged(io, p, acked[p]);
+    for (int p = 0; p < worldSize_; ++p) {
+      if (p == rank_ || next[p] <= io.ackSent[p]) continue;
+      if (next[p] - io.ackSent[p] < kAckEveryFrames &&
+          now - io.ackSentAt[p] < options_.heartbeatInterval) {
+        continue;
+      }
+      io.relayStalled.push_back(ackFrame(p, next[p], io.incarnation[p]));
+      io.ackSent[p] = next[p];
+      io.ackSentAt[p] = now;
+    }
   }
 
   // Binds the direct-link ROUTER (a CURVE server with this node's keypair
@@ -482,11 +590,9 @@ class Core {
   void deliverOrderedLocked(int src, MeshTag tag, std::uint64_t seq, MeshBytes bytes) {
     if (terminal_ != Terminal::kNone || !alive_[src]) return;
     Inbound& in = inbound_[src];
-    if (seq < in.next || in.early.count(seq) != 0) {
-      peerBrokenLocked(src, "frame " + std::to_string(seq) + " from rank " + std::to_string(src) +
-                                " arrived twice");
-      return;
-    }
+    // A copy resent after a relay restart or a failed direct link (the
+    // sender cannot know which of its frames made it): already here.
+    if (seq < in.next || in.early.count(seq) != 0) return;
     if (seq > in.next) {
       if (in.early.size() >= kMaxEarlyFrames) {
         peerBrokenLocked(src, "more than " + std::to_string(kMaxEarlyFrames) +
@@ -530,8 +636,7 @@ class Core {
       const std::uint64_t upTo = in.early.empty() ? in.fence : in.early.begin()->first;
       peerBrokenLocked(p, "frames " + std::to_string(in.next) + ".." + std::to_string(upTo - 1) +
                               " from rank " + std::to_string(p) + " never arrived within " +
-                              std::to_string(options_.heartbeatTimeout.count()) +
-                              " ms (lost with a failed direct link)");
+                              std::to_string(options_.heartbeatTimeout.count()) + " ms");
     }
   }
 
@@ -628,8 +733,9 @@ class Core {
   // Through the relay: the destination's rank and incarnation; on a direct
   // link: this node's rank and incarnation.
   zmq::message_t dataHeader(const WireFrame& f, int peerField, std::uint64_t incarnation) {
-    if (f.fence) {
-      return HeaderWriter(Type::kFence).i32(peerField).u64(f.seq).u64(incarnation).message();
+    if (f.kind != FrameKind::kData) {
+      const Type type = f.kind == FrameKind::kFence ? Type::kFence : Type::kAck;
+      return HeaderWriter(type).i32(peerField).u64(f.seq).u64(incarnation).message();
     }
     return HeaderWriter(Type::kData)
         .i32(peerField)
@@ -642,7 +748,7 @@ class Core {
   // Sends f through the relay now if libzmq takes it. False: try again later.
   bool sendViaRelay(Io& io, WireFrame& f) {
     std::array<zmq::message_t, 2> parts{dataHeader(f, f.dst, f.incarnation), zmq::message_t()};
-    if (f.fence) {
+    if (f.kind != FrameKind::kData) {
       return zmq::send_multipart(io.relay, std::array<zmq::message_t, 1>{std::move(parts[0])},
                                  zmq::send_flags::dontwait)
           .has_value();
@@ -666,7 +772,7 @@ class Core {
   // up, else through the relay. Keeps the per-path order.
   void route(Io& io, WireFrame f) {
     Link& link = io.links[f.dst];
-    if (link.state == LinkState::kUp && !f.fence) {
+    if (link.state == LinkState::kUp && f.kind == FrameKind::kData) {
       if (link.role == LinkRole::kDial) {
         link.stalled.push_back(std::move(f));
         flushDialer(io, link);
@@ -709,9 +815,9 @@ class Core {
     if (up) hadDirect_[peer] = true;
   }
 
-  // Marks the link to `peer` down for good: frames not yet taken by libzmq go
+  // Marks the link to `peer` down for good: its unacknowledged frames go
   // through the relay, followed by a FENCE so that the peer can tell frames
-  // lost with the link from frames still on their way.
+  // lost for good from frames still on their way.
   void linkDown(Io& io, int peer, const std::string& why) {
     Link& link = io.links[peer];
     const bool wasUp = link.state == LinkState::kUp;
@@ -739,11 +845,17 @@ class Core {
         }
       }
     }
-    for (auto& f : link.stalled) io.relayStalled.push_back(std::move(f));
+    // Frames libzmq took for the link may be lost with it: resend through
+    // the relay everything the peer has not acknowledged (that includes the
+    // frames libzmq never took), then the FENCE.
     link.stalled.clear();
+    if (!io.unacked.empty()) {
+      std::vector<bool> peers(io.links.size(), false);
+      peers[peer] = true;
+      requeueUnackedViaRelay(io, peers);
+    }
     if (wasUp) {
-      io.relayStalled.push_back(
-          WireFrame{peer, 0, io.sendSeq[peer], true, zmq::message_t(), io.incarnation[peer]});
+      io.relayStalled.push_back(fenceFrame(peer, io.sendSeq[peer], io.incarnation[peer]));
       setDirectUp(peer, false);
     }
     // An acceptor keeps the identity: frames still queued on the listener
@@ -871,10 +983,10 @@ class Core {
       directViolation(io, p, "DATA claims to come from rank " + std::to_string(src));
       return;
     }
-    const auto* data = static_cast<const std::uint8_t*>(payload.data());
+    MeshBytes bytes = payloadBytes(payload);
     std::lock_guard<std::mutex> lock(mu_);
     if (incarnation != incarnation_[p]) return;  // from a node that has been replaced
-    deliverOrderedLocked(p, tag, seq, MeshBytes(data, data + payload.size()));
+    deliverOrderedLocked(p, tag, seq, std::move(bytes));
   }
 
   // An admitted peer broke the protocol on its direct link: drop the link
@@ -1149,6 +1261,10 @@ class Core {
       if (linking && !io.linksSetUp) {
         io.links.resize(worldSize_);
         io.sendSeq.assign(worldSize_, 0);
+        io.unacked.clear();
+        io.unacked.resize(worldSize_);
+        io.ackSent.assign(worldSize_, 0);
+        io.ackSentAt.assign(worldSize_, Clock::now());
         {
           std::lock_guard<std::mutex> lock(mu_);
           io.incarnation = incarnation_;
@@ -1267,9 +1383,16 @@ class Core {
       }
       for (auto& o : sending) {
         const std::uint64_t seq = io.sendSeq[o.dst]++;
-        route(io, WireFrame{o.dst, o.tag, seq, false, payloadMessage(std::move(o.bytes)),
-                            io.incarnation[o.dst]});
+        WireFrame f{o.dst,
+                    o.tag,
+                    seq,
+                    FrameKind::kData,
+                    payloadMessage(std::move(o.bytes)),
+                    io.incarnation[o.dst]};
+        io.unacked[o.dst].push_back(f.duplicate());
+        route(io, std::move(f));
       }
+      if (io.linksSetUp) exchangeAcks(io);
       sending.clear();
       for (auto& link : io.links) {
         if (link.socket && link.state == LinkState::kUp) flushDialer(io, link);
@@ -1412,6 +1535,8 @@ class Core {
       }
       io.links[p] = Link{};
       io.sendSeq[p] = 0;
+      io.unacked[p].clear();
+      io.ackSent[p] = 0;
       io.relayStalled.erase(
           std::remove_if(
               io.relayStalled.begin(), io.relayStalled.end(),
@@ -1546,25 +1671,33 @@ class Core {
         return true;
       }
       case Type::kData:
-      case Type::kFence: {
+      case Type::kFence:
+      case Type::kAck: {
         const int src = reader.i32();
         if (!member || src < 0 || src >= worldSize_ || src == rank_) {
-          protocolErrorLocked(std::string(type == Type::kData ? "DATA" : "FENCE") + " from rank " +
-                              std::to_string(src) + " (world " + std::to_string(worldSize_) + ")");
+          protocolErrorLocked(std::string(type == Type::kData    ? "DATA"
+                                          : type == Type::kFence ? "FENCE"
+                                                                 : "ACK") +
+                              " from rank " + std::to_string(src) + " (world " +
+                              std::to_string(worldSize_) + ")");
           return false;
         }
         if (terminal_ != Terminal::kNone) return true;
-        if (type == Type::kFence) {
+        if (type != Type::kData) {
           const std::uint64_t next = reader.u64();
-          if (reader.u64() == incarnation_[src]) fenceLocked(src, next);
+          if (reader.u64() != incarnation_[src]) return true;  // for an earlier node
+          if (type == Type::kFence) {
+            fenceLocked(src, next);
+          } else {
+            inbound_[src].acked = std::max(inbound_[src].acked, next);
+          }
           return true;
         }
         const MeshTag tag = reader.u64();
         const std::uint64_t seq = reader.u64();
         // From a node that has since been replaced: never the new one's.
         if (reader.u64() != incarnation_[src]) return true;
-        const auto* data = static_cast<const std::uint8_t*>(frames[1].data());
-        deliverOrderedLocked(src, tag, seq, MeshBytes(data, data + frames[1].size()));
+        deliverOrderedLocked(src, tag, seq, payloadBytes(frames[1]));
         return true;
       }
       case Type::kPong:

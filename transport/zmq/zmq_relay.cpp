@@ -320,6 +320,7 @@ class ZmqRelay::Impl {
         return;
       case Type::kData:
       case Type::kFence:
+      case Type::kAck:
         data(identity, rank, frames, type);
         return;
       case Type::kProbeAck:
@@ -664,8 +665,8 @@ class ZmqRelay::Impl {
     if (!sendTo(slots_[r].identity, frames)) markLost(r, "unreachable");
   }
 
-  // Forwards DATA (payload moved, not copied) or FENCE, rewriting the peer
-  // field from destination to source.
+  // Forwards DATA (payload moved, not copied), FENCE or ACK, rewriting the
+  // peer field from destination to source.
   void data(const std::string& identity, int src, std::vector<zmq::message_t>& frames, Type type) {
     if (src < 0 || !complete_) {
       malformed(identity, src < 0 ? "DATA from a node that has not joined"
@@ -690,9 +691,8 @@ class ZmqRelay::Impl {
     }
     const std::uint64_t srcIncarnation = slots_[src].incarnation;
     std::vector<zmq::message_t> out;
-    if (type == Type::kFence) {
-      out.push_back(
-          HeaderWriter(Type::kFence).i32(src).u64(tagOrNext).u64(srcIncarnation).message());
+    if (type != Type::kData) {
+      out.push_back(HeaderWriter(type).i32(src).u64(tagOrNext).u64(srcIncarnation).message());
     } else {
       out.push_back(
           HeaderWriter(Type::kData).i32(src).u64(tagOrNext).u64(seq).u64(srcIncarnation).message());

@@ -15,7 +15,7 @@
 namespace hearth {
 namespace zmqwire {
 
-constexpr std::uint8_t kVersion = 3;
+constexpr std::uint8_t kVersion = 4;
 
 // HELLO's resumeIncarnation for a node that joins afresh (not resuming after
 // a relay restart).
@@ -42,9 +42,11 @@ enum class Type : std::uint8_t {
   kDirectWelcome = 13,  // listener -> dialer: i32 listener rank
   kFence = 14,          // i32 peer (dst node->relay, src relay->node), u64 next seq,
                         //   u64 incarnation (as in DATA)
+  kAck = 15,            // i32 peer (dst node->relay, src relay->node), u64 next seq
+                        //   delivered from that peer, u64 incarnation (as in DATA)
 };
 
-constexpr std::uint8_t kLastType = 14;
+constexpr std::uint8_t kLastType = 15;
 
 // Number of frames (after the ROUTER identity) each type must have.
 inline int expectedFrames(Type type) {
@@ -67,6 +69,7 @@ inline int expectedFrames(Type type) {
     case Type::kLeave:
     case Type::kDirectWelcome:
     case Type::kFence:
+    case Type::kAck:
       return 1;
   }
   return -1;
@@ -87,6 +90,7 @@ inline std::size_t headerSize(Type type) {
     case Type::kData:
       return 2 + 4 + 8 + 8 + 8;
     case Type::kFence:
+    case Type::kAck:
       return 2 + 4 + 8 + 8;
     case Type::kPeerLost:
       return 2 + 4 + 8;
@@ -371,6 +375,7 @@ inline bool parseMessage(const zmq::message_t* frames, std::size_t count, Parsed
       out->payloadBytes = frames[1].size();
       return true;
     case Type::kFence:
+    case Type::kAck:
       out->rank = reader.i32();
       out->seq = reader.u64();
       out->incarnation = reader.u64();

@@ -14,6 +14,9 @@
 // - Sends are eager: a send completes once the message has been accepted for
 //   delivery to the peer (inproc: placed in its mailbox); it does not wait for
 //   a matching recv. The message buffer is moved in; the caller keeps nothing.
+//   A received MeshBytes (mesh_bytes.h) may wrap the backend's own receive
+//   buffer (zmq, large messages); it is the receiver's to read, write and
+//   send on, like any other.
 // - Thread-safety: every method may be called from any thread concurrently.
 //   "Issue order" for concurrent sends from different threads is the order in
 //   which the isend/send calls take effect.
@@ -41,11 +44,11 @@
 #include <vector>
 
 #include "hearth/transport/collectives.h"
+#include "hearth/transport/mesh_bytes.h"
 
 namespace hearth {
 
 using MeshTag = std::uint64_t;
-using MeshBytes = std::vector<std::uint8_t>;
 
 // Waits with this timeout never time out.
 constexpr Millis kMeshNoTimeout = Millis::max();
