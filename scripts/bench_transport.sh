@@ -5,6 +5,8 @@
 #   bench_transport.sh --paths [options]   direct links vs relay vs raw TCP / Gloo:
 #       two more relays, one run relayed only and one where every node listens
 #       on loopback (direct links); point-to-point and ring allreduce
+# Environment: HEARTH_BUILD_DIR (default build), RANKS (default "2 4": the
+# world sizes to run, e.g. RANKS="2 4 8").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD_DIR=${HEARTH_BUILD_DIR:-build}
@@ -25,7 +27,7 @@ start_relay() {  # run_id world_size -> prints HOST:PORT
 
 paths=0
 for arg in "$@"; do [ "$arg" = --paths ] && paths=1; done
-for n in 2 4; do
+for n in ${RANKS:-2 4}; do
   endpoint=$(start_relay bench$n "$n")
   if [ "$paths" = 1 ]; then
     HEARTH_BENCH_RELAYED=$(start_relay bench$n-relayed "$n")
