@@ -8,7 +8,6 @@
 
 #include "dgc_update_kernels.h"
 #include "hearth/compress/dtype.h"
-#include "magnitude_scan.h"
 
 namespace hearth::compress {
 namespace {
@@ -128,7 +127,6 @@ void DgcSparsifier::accumulate(const GradientView& gradient, float s, const Samp
   alignas(64) float converted[kBlock];
   // Candidates for the predicted threshold, collected per block while it is
   // still in L1 (count also counts past the cap).
-  const SimdLevel scanLevel = activeSimdLevel();
   std::size_t candidates = 0;
   SampleCursor samples(samplePlan, sampleOffsetInPlan);
   std::size_t taken = 0;
@@ -143,8 +141,7 @@ void DgcSparsifier::accumulate(const GradientView& gradient, float s, const Samp
     }
     dgcUpdate(mode, g, u == nullptr ? nullptr : u + b0, v + b0, len, m, s);
     if (prefilter != nullptr) {
-      collectAtLeastWith(scanLevel, v + b0, len, b0, prefilter->key, prefilter_.data(),
-                         prefilterCap, candidates);
+      collectAtLeast(v + b0, len, b0, prefilter->key, prefilter_.data(), prefilterCap, candidates);
     }
     // Samples of this block, read while it is still in cache.
     samples.takeBelow(v, b0 + len, samples_.data(), sampleCount, taken);

@@ -123,16 +123,10 @@ SimdLevel widestSupported() {
 }
 
 SimdLevel detectActiveLevel() {
-  const SimdLevel widest = widestSupported();
-  const char* cap = std::getenv("HEARTH_SIMD");
-  if (cap == nullptr || *cap == '\0') return widest;
-  for (int l = 0; l <= static_cast<int>(SimdLevel::kAvx512); ++l) {
-    const auto level = static_cast<SimdLevel>(l);
-    if (std::strcmp(cap, simdLevelName(level)) == 0) return level < widest ? level : widest;
-  }
-  std::fprintf(stderr, "hearth: ignoring HEARTH_SIMD=%s (expected scalar, sse2, avx2 or avx512)\n",
-               cap);
-  return widest;
+  std::string problem;
+  const SimdLevel level = cappedSimdLevel(std::getenv("HEARTH_SIMD"), widestSupported(), &problem);
+  if (!problem.empty()) std::fprintf(stderr, "hearth: %s\n", problem.c_str());
+  return level;
 }
 
 }  // namespace
@@ -149,6 +143,18 @@ const char* simdLevelName(SimdLevel level) {
       return "avx512";
   }
   return "?";
+}
+
+SimdLevel cappedSimdLevel(const char* cap, SimdLevel widest, std::string* problem) {
+  problem->clear();
+  if (cap == nullptr || *cap == '\0') return widest;
+  for (int l = 0; l <= static_cast<int>(SimdLevel::kAvx512); ++l) {
+    const auto level = static_cast<SimdLevel>(l);
+    if (std::strcmp(cap, simdLevelName(level)) == 0) return level < widest ? level : widest;
+  }
+  *problem =
+      std::string("ignoring HEARTH_SIMD=") + cap + " (expected scalar, sse2, avx2 or avx512)";
+  return widest;
 }
 
 SimdLevel activeSimdLevel() {

@@ -15,6 +15,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
 #include <vector>
 
 namespace hearth::compress {
@@ -25,6 +26,12 @@ const char* simdLevelName(SimdLevel level);
 // The widest level this CPU runs, capped by HEARTH_SIMD when set (an unknown
 // value is ignored with one line on stderr). Detected once.
 SimdLevel activeSimdLevel();
+
+// The level a HEARTH_SIMD value `cap` selects on a CPU whose widest level is
+// `widest`: the named level, but never above widest; widest for null or "".
+// An unknown name also gives widest and sets *problem to a one-line reason
+// (else *problem is cleared).
+SimdLevel cappedSimdLevel(const char* cap, SimdLevel widest, std::string* problem);
 
 // Every level this CPU can run, scalar first (for tests and benchmarks).
 std::vector<SimdLevel> supportedSimdLevels();

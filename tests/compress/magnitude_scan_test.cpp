@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <limits>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "dgc_selection.h"
@@ -77,6 +78,21 @@ TEST(MagnitudeScan, ScalarFindsEveryEntryAtOrAboveTheThreshold) {
       std::vector<std::uint32_t>(got.indices.begin() + 3,
                                  got.indices.begin() + 3 + static_cast<long>(expected.size())),
       expected);
+}
+
+TEST(MagnitudeScan, HearthSimdCapsTheLevelAndRejectsUnknownNames) {
+  std::string problem = "stale";
+  EXPECT_EQ(cappedSimdLevel(nullptr, SimdLevel::kAvx2, &problem), SimdLevel::kAvx2);
+  EXPECT_TRUE(problem.empty());
+  EXPECT_EQ(cappedSimdLevel("", SimdLevel::kAvx2, &problem), SimdLevel::kAvx2);
+  EXPECT_EQ(cappedSimdLevel("sse2", SimdLevel::kAvx2, &problem), SimdLevel::kSse2);
+  EXPECT_EQ(cappedSimdLevel("scalar", SimdLevel::kAvx512, &problem), SimdLevel::kScalar);
+  EXPECT_TRUE(problem.empty());
+  // A level the CPU lacks is never used.
+  EXPECT_EQ(cappedSimdLevel("avx512", SimdLevel::kSse2, &problem), SimdLevel::kSse2);
+  EXPECT_TRUE(problem.empty());
+  EXPECT_EQ(cappedSimdLevel("AVX9", SimdLevel::kAvx2, &problem), SimdLevel::kAvx2);
+  EXPECT_NE(problem.find("ignoring HEARTH_SIMD=AVX9"), std::string::npos) << problem;
 }
 
 TEST(MagnitudeScan, ActiveLevelIsSupportedAndNamed) {

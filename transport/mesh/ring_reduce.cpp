@@ -34,6 +34,12 @@ struct Ring {
   void sendChunk(MeshTag tag, std::size_t lo, std::size_t n) {
     call.send(right, tag, floatsToBytes(data + lo, n));
   }
+  // The next chunk of n floats from the left neighbour.
+  MeshBytes recvChunk(MeshTag tag, std::size_t n) {
+    MeshBytes msg = call.recv(left, tag);
+    expectSize(call, left, msg.size(), n * sizeof(float));
+    return msg;
+  }
   void sendSegment(MeshTag tag, const MeshRange& seg) {
     for (std::size_t off = 0; off < seg.size(); off += chunkElems) {
       sendChunk(tag, seg.lo + off, std::min(chunkElems, seg.size() - off));
@@ -52,16 +58,15 @@ struct Ring {
         // The partial sum arrives in msg; adding our values into it lets the
         // same buffer travel on (the Mesh may hand over its receive buffer:
         // no copy, no allocation). Only the finished sum lands in data.
-        MeshBytes msg = call.recv(left, reduceTag);
-        expectSize(call, left, msg.size(), n * sizeof(float));
+        MeshBytes msg = recvChunk(reduceTag, n);
         float* own = data + seg.lo + off;
         addFloatsIntoBytes(own, msg, n);
-        if (last) bytesToFloats(msg, own, n);
         if (!last) {
           call.send(right, reduceTag, std::move(msg));
-        } else if (startGather) {
-          call.send(right, gatherTag, std::move(msg));
+          continue;
         }
+        bytesToFloats(msg, own, n);
+        if (startGather) call.send(right, gatherTag, std::move(msg));
       }
     }
   }
@@ -75,8 +80,7 @@ struct Ring {
       const bool last = step == worldSize - 2;
       for (std::size_t off = 0; off < seg.size(); off += chunkElems) {
         const std::size_t n = std::min(chunkElems, seg.size() - off);
-        MeshBytes msg = call.recv(left, gatherTag);
-        expectSize(call, left, msg.size(), n * sizeof(float));
+        MeshBytes msg = recvChunk(gatherTag, n);
         bytesToFloats(msg, data + seg.lo + off, n);
         if (!last) call.send(right, gatherTag, std::move(msg));
       }

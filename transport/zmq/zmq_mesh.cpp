@@ -178,7 +178,6 @@ struct Io {
 struct Inbound {
   std::uint64_t next = 0;
   std::uint64_t fence = 0;  // the sender said it sent every frame below this
-  std::uint64_t acked = 0;  // the sender's ACK: it has every frame of ours below this
   std::map<std::uint64_t, std::pair<MeshTag, MeshBytes>> early;
   std::optional<Clock::time_point> gapSince;
 };
@@ -339,6 +338,14 @@ class Core {
     socket.set(zmq::sockopt::maxmsgsize, options_.maxMessageBytes);
   }
 
+  // ZMTP heartbeats on a direct-link socket, so that a dead connection is
+  // noticed by libzmq too (the link's own PINGs are the other half).
+  void setHeartbeats(zmq::socket_t& socket) {
+    socket.set(zmq::sockopt::heartbeat_ivl, static_cast<int>(options_.heartbeatInterval.count()));
+    socket.set(zmq::sockopt::heartbeat_timeout,
+               static_cast<int>(options_.heartbeatTimeout.count()));
+  }
+
   // Creates the sockets and sends HELLO. False (join failed) when the
   // listener cannot be set up.
   bool setUp(Io& io) {
@@ -475,34 +482,26 @@ class Core {
     while (!queue.empty() && queue.front().seq < next) queue.pop_front();
   }
 
-  // Stops keeping the frames each peer acknowledged (and every frame of
-  // peers that are gone), and acknowledges what each peer's stream
-  // delivered: after every kAckEveryFrames frames, and within a heartbeat
-  // interval of the last delivery. ACKs go through the relay.
-  void exchangeAcks(Io& io) {
+  // Acknowledges what each peer's stream delivered: after every
+  // kAckEveryFrames frames, and within a heartbeat interval of the last
+  // delivery (ACKs go through the relay). Also stops keeping the frames of
+  // peers that are gone.
+  void sendAcks(Io& io) {
     const auto now = Clock::now();
-    std::vector<std::uint64_t> next(worldSize_, 0);
-    std::vector<std::uint64_t> acked(worldSize_, 0);
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      for (int p = 0; p < worldSize_; ++p) {
-        if (alive_[p]) {
-          next[p] = inbound_[p].next;
-          acked[p] = inbound_[p].acked;
-        } else {
-          io.unacked[p].clear();
-        }
-      }
-    }
-    for (int p = 0; p < worldSize_; ++p) acknowledged(io, p, acked[p]);
+    std::lock_guard<std::mutex> lock(mu_);
     for (int p = 0; p < worldSize_; ++p) {
-      if (p == rank_ || next[p] <= io.ackSent[p]) continue;
-      if (next[p] - io.ackSent[p] < kAckEveryFrames &&
+      if (!alive_[p]) {
+        io.unacked[p].clear();
+        continue;
+      }
+      const std::uint64_t next = inbound_[p].next;
+      if (p == rank_ || next <= io.ackSent[p]) continue;
+      if (next - io.ackSent[p] < kAckEveryFrames &&
           now - io.ackSentAt[p] < options_.heartbeatInterval) {
         continue;
       }
-      io.relayStalled.push_back(ackFrame(p, next[p], io.incarnation[p]));
-      io.ackSent[p] = next[p];
+      io.relayStalled.push_back(ackFrame(p, next, io.incarnation[p]));
+      io.ackSent[p] = next;
       io.ackSentAt[p] = now;
     }
   }
@@ -521,8 +520,7 @@ class Core {
     auto& l = *io.listener;
     setSocketDefaults(l);
     l.set(zmq::sockopt::router_mandatory, 1);
-    l.set(zmq::sockopt::heartbeat_ivl, static_cast<int>(options_.heartbeatInterval.count()));
-    l.set(zmq::sockopt::heartbeat_timeout, static_cast<int>(options_.heartbeatTimeout.count()));
+    setHeartbeats(l);
     if (curve()) {
       l.set(zmq::sockopt::curve_server, 1);
       l.set(zmq::sockopt::curve_secretkey, nodeKeys_.secretKey);
@@ -916,8 +914,7 @@ class Core {
     auto& d = *link.socket;
     setSocketDefaults(d);
     d.set(zmq::sockopt::reconnect_ivl, 100);
-    d.set(zmq::sockopt::heartbeat_ivl, static_cast<int>(options_.heartbeatInterval.count()));
-    d.set(zmq::sockopt::heartbeat_timeout, static_cast<int>(options_.heartbeatTimeout.count()));
+    setHeartbeats(d);
     if (curve()) {
       d.set(zmq::sockopt::curve_serverkey, zmqwire::z85OfKey(entry.key));
       d.set(zmq::sockopt::curve_publickey, nodeKeys_.publicKey);
@@ -1105,18 +1102,8 @@ class Core {
       return;
     }
     const bool curveRequest = request.size() == 7 && request[5].to_string() == "CURVE";
-    std::vector<zmq::message_t> reply;
-    reply.emplace_back(std::string("1.0"));
-    if (request.size() >= 2) {
-      reply.push_back(std::move(request[1]));
-    } else {
-      reply.emplace_back();
-    }
-    reply.emplace_back(std::string(curveRequest ? "200" : "400"));
-    reply.emplace_back(std::string(curveRequest ? "OK" : "CURVE only"));
-    reply.emplace_back(curveRequest ? zmqwire::z85OfKey(request[6].to_string()) : std::string());
-    reply.emplace_back();
-    zmq::send_multipart(*io.zap, reply);
+    const std::string key = curveRequest ? zmqwire::z85OfKey(request[6].to_string()) : "";
+    zmqwire::sendZapReply(*io.zap, request, curveRequest, "CURVE only", key);
   }
 
   // Timers of the links: connect deadlines, heartbeats, lost peers.
@@ -1325,7 +1312,7 @@ class Core {
           break;
         }
         lastFromRelay = Clock::now();
-        if (!handle(frames)) break;
+        if (!handle(io, frames)) break;
       }
       if (io.linksSetUp) applyReplacements(io);
       if (io.listener && listenerAt < dialersAt) {
@@ -1392,7 +1379,7 @@ class Core {
         io.unacked[o.dst].push_back(f.duplicate());
         route(io, std::move(f));
       }
-      if (io.linksSetUp) exchangeAcks(io);
+      if (io.linksSetUp) sendAcks(io);
       sending.clear();
       for (auto& link : io.links) {
         if (link.socket && link.state == LinkState::kUp) flushDialer(io, link);
@@ -1546,7 +1533,7 @@ class Core {
   }
 
   // Handles one message from the relay. Returns false when the loop must stop.
-  bool handle(std::vector<zmq::message_t>& frames) {
+  bool handle(Io& io, std::vector<zmq::message_t>& frames) {
     Type type;
     std::string why;
     std::lock_guard<std::mutex> lock(mu_);
@@ -1689,7 +1676,7 @@ class Core {
           if (type == Type::kFence) {
             fenceLocked(src, next);
           } else {
-            inbound_[src].acked = std::max(inbound_[src].acked, next);
+            acknowledged(io, src, next);
           }
           return true;
         }

@@ -146,6 +146,17 @@ class ZmqRelay::Impl {
     std::uint64_t incarnation = 0;
   };
 
+  // A node takes `slot`: joined and alive from now, with what its HELLO said.
+  static void occupy(Slot& slot, const std::string& identity, const std::string& advertised,
+                     const std::string& key) {
+    slot.joined = true;
+    slot.alive = true;
+    slot.identity = identity;
+    slot.lastSeen = Clock::now();
+    slot.advertised = advertised;
+    slot.key = key;
+  }
+
   // An outside check of a node's advertised endpoint: a short-lived DEALER
   // sends PROBE(nonce) there; the node's listener passes the nonce back over
   // the node's own relay connection (PROBE_ACK). That proves the endpoint
@@ -216,18 +227,7 @@ class ZmqRelay::Impl {
           (wellFormed ? " from " + request[3].to_string() : std::string()) +
           ": not in the allowlist");
     }
-    std::vector<zmq::message_t> reply;
-    reply.emplace_back(std::string("1.0"));
-    if (request.size() >= 2) {
-      reply.push_back(std::move(request[1]));
-    } else {
-      reply.emplace_back();
-    }
-    reply.emplace_back(std::string(admitted ? "200" : "400"));
-    reply.emplace_back(std::string(admitted ? "OK" : "key not in the allowlist"));
-    reply.emplace_back(admitted ? keyText : std::string());  // user id
-    reply.emplace_back();                                    // metadata
-    zmq::send_multipart(zap_, reply);
+    zmqwire::sendZapReply(zap_, request, admitted, "key not in the allowlist", keyText);
   }
 
   void log(const std::string& line) {
@@ -397,12 +397,7 @@ class ZmqRelay::Impl {
       }
     }
     Slot& slot = slots_[rank];
-    slot.joined = true;
-    slot.alive = true;
-    slot.identity = identity;
-    slot.lastSeen = Clock::now();
-    slot.advertised = advertised;
-    slot.key = key;
+    occupy(slot, identity, advertised, key);
     // A node resuming after a relay restart keeps its incarnation; the epoch
     // moves past it, so that a later replacement gets a new value.
     slot.incarnation = resume == zmqwire::kNewNode ? epoch_ : resume;
@@ -465,14 +460,9 @@ class ZmqRelay::Impl {
     // sends is dropped as coming from a stranger.
     byIdentity_.erase(slot.identity);
     slot = Slot{};
-    slot.joined = true;
-    slot.alive = true;
-    slot.identity = identity;
-    slot.lastSeen = Clock::now();
     // Direct links are not set up for a replacement in this version: its
     // pairs stay relayed, so its endpoint is neither probed nor listed.
-    slot.advertised = advertised;
-    slot.key = key;
+    occupy(slot, identity, advertised, key);
     ++epoch_;
     slot.incarnation = epoch_;
     byIdentity_[identity] = rank;

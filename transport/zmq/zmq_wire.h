@@ -5,6 +5,7 @@
 #pragma once
 
 #include <zmq.hpp>
+#include <zmq_addon.hpp>
 
 #include <cstddef>
 #include <cstdint>
@@ -414,6 +415,25 @@ inline std::string z85OfKey(const std::string& raw) {
   char text[41] = {};
   zmq_z85_encode(text, reinterpret_cast<const std::uint8_t*>(raw.data()), raw.size());
   return text;
+}
+
+// Answers a ZAP request (RFC 27) on `zap`: status 200 with `userId` when
+// admitted, else 400 with `refusal`. The request id (frame 1) is moved from
+// `request` into the reply.
+inline void sendZapReply(zmq::socket_t& zap, std::vector<zmq::message_t>& request, bool admitted,
+                         const std::string& refusal, const std::string& userId) {
+  std::vector<zmq::message_t> reply;
+  reply.emplace_back(std::string("1.0"));
+  if (request.size() >= 2) {
+    reply.push_back(std::move(request[1]));
+  } else {
+    reply.emplace_back();
+  }
+  reply.emplace_back(std::string(admitted ? "200" : "400"));
+  reply.emplace_back(admitted ? std::string("OK") : refusal);
+  reply.emplace_back(admitted ? userId : std::string());  // user id
+  reply.emplace_back();                                   // metadata
+  zmq::send_multipart(zap, reply);
 }
 
 // Raw 32 bytes of a Z85 CURVE key ("" if it is not one).
