@@ -244,10 +244,6 @@ std::size_t ThresholdSelector::select(const float* v, std::size_t n, std::size_t
   // The sample is everything, or every nonzero entry is wanted.
   if (sampleCount == 0 || sampleCount >= n || k >= n) return exactFull(1u);
 
-  const auto rank = [&](double share) {
-    const double r = std::ceil(share * static_cast<double>(sampleCount));
-    return static_cast<std::size_t>(std::clamp(r, 1.0, static_cast<double>(sampleCount)));
-  };
   // Counts entries >= threshold and collects the first `cap` of them: from
   // the prefilter's candidates when they are complete for this threshold,
   // else by a full scan of v.
@@ -270,9 +266,10 @@ std::size_t ThresholdSelector::select(const float* v, std::size_t n, std::size_t
     return count;
   };
 
-  std::size_t ks = rank(static_cast<double>(k) / static_cast<double>(n) * aim);
-  // The key at sample rank r (1 = largest): a min-heap pass for the small
-  // ranks DGC's densities give, else a partition of the whole sample.
+  std::size_t ks = 0;  // the sample rank of the current threshold
+  // The key at sample rank r (1 = largest; r is rounded up and clamped to
+  // the sample): a min-heap pass for the small ranks DGC's densities give,
+  // else a partition of the whole sample.
   const auto sampleAt = [&](double r) {
     ks = static_cast<std::size_t>(std::clamp(std::ceil(r), 1.0, static_cast<double>(sampleCount)));
     if (ks <= sampleCount / 64) {
@@ -282,7 +279,8 @@ std::size_t ThresholdSelector::select(const float* v, std::size_t n, std::size_t
                      std::greater<std::uint32_t>());
     return std::max<std::uint32_t>(sampleKeys[ks - 1], 1u);
   };
-  std::uint32_t threshold = sampleAt(static_cast<double>(ks));
+  std::uint32_t threshold = sampleAt(static_cast<double>(k) / static_cast<double>(n) * aim *
+                                     static_cast<double>(sampleCount));
 
   const std::size_t cap = std::min<std::size_t>(
       n, std::max<std::size_t>(static_cast<std::size_t>(2.0 * upper) + 64, 1024));
