@@ -33,16 +33,6 @@ MeshBackend inprocBackend() {
 INSTANTIATE_TEST_SUITE_P(Inproc, MeshConformance, ::testing::Values(inprocBackend()),
                          meshBackendName);
 
-MeshBytes bytesOf(const std::string& s) {
-  return MeshBytes(s.begin(), s.end());
-}
-std::string stringOf(const MeshBytes& b) {
-  return std::string(b.begin(), b.end());
-}
-long msSince(Clock::time_point start) {
-  return static_cast<long>(std::chrono::duration_cast<Millis>(Clock::now() - start).count());
-}
-
 TEST(InprocMesh, RejectsBadWorldSize) {
   EXPECT_THROW(makeInprocMesh(0), MeshUsageError);
   auto group = makeInprocMesh(2);

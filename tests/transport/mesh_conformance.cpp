@@ -14,13 +14,6 @@ namespace {
 using Clock = std::chrono::steady_clock;
 constexpr Millis kLong{10000};
 
-MeshBytes bytesOf(const std::string& s) {
-  return MeshBytes(s.begin(), s.end());
-}
-std::string stringOf(const MeshBytes& b) {
-  return std::string(b.begin(), b.end());
-}
-
 Millis since(Clock::time_point start) {
   return std::chrono::duration_cast<Millis>(Clock::now() - start);
 }

@@ -12,6 +12,7 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cstddef>
 #include <functional>
 #include <memory>
@@ -56,6 +57,18 @@ class MeshConformance : public ::testing::TestWithParam<MeshBackend> {
 
 inline std::string meshBackendName(const ::testing::TestParamInfo<MeshBackend>& info) {
   return info.param.name;
+}
+
+// Byte/string conversions and elapsed milliseconds, shared by the Mesh tests.
+inline MeshBytes bytesOf(const std::string& s) {
+  return MeshBytes(s.begin(), s.end());
+}
+inline std::string stringOf(const MeshBytes& b) {
+  return std::string(b.begin(), b.end());
+}
+inline long msSince(std::chrono::steady_clock::time_point start) {
+  return static_cast<long>(
+      std::chrono::duration_cast<Millis>(std::chrono::steady_clock::now() - start).count());
 }
 
 }  // namespace testing

@@ -26,26 +26,13 @@ namespace testing {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-using zmqtest::msSince;
 constexpr char kRun[] = "curve-run";
 constexpr char kToken[] = "curve-token";
 
 // A fresh directory under /tmp, removed at the end of the test.
-class TempDir {
+class TempDir : public zmqtest::TempDir {
  public:
-  TempDir() {
-    std::string pattern = "/tmp/hearth_curve_test.XXXXXX";
-    if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-    path_ = pattern;
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    std::filesystem::remove_all(path_, ignored);
-  }
-  std::string file(const std::string& name) const { return path_ + "/" + name; }
-
- private:
-  std::string path_;
+  TempDir() : zmqtest::TempDir("hearth_curve_test") {}
 };
 
 unsigned modeOf(const std::string& path) {

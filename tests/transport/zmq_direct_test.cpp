@@ -11,7 +11,6 @@
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
-#include <filesystem>
 #include <future>
 #include <string>
 #include <thread>
@@ -28,7 +27,6 @@ namespace testing {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-using zmqtest::msSince;
 constexpr Millis kLong{10000};
 constexpr char kRun[] = "direct-run";
 constexpr char kToken[] = "direct-token";
@@ -110,23 +108,14 @@ void exchangeInOrder(Mesh& a, Mesh& b, MeshTag tag, int n, std::size_t size = 64
 
 class TempKeys {
  public:
-  TempKeys() {
-    std::string pattern = "/tmp/hearth_direct_test.XXXXXX";
-    if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-    dir_ = pattern;
-  }
-  ~TempKeys() {
-    std::error_code ignored;
-    std::filesystem::remove_all(dir_, ignored);
-  }
   std::string relayKeyFile() {
-    const std::string path = dir_ + "/relay.key";
+    const std::string path = dir_.file("relay.key");
     writeCurveSecretKeyFile(path, generateCurveKeyPair(), false);
     return path;
   }
 
  private:
-  std::string dir_;
+  zmqtest::TempDir dir_{"hearth_direct_test"};
 };
 
 TEST(ZmqDirect, TwoListenersGoDirectBothWaysAndBypassTheRelay) {

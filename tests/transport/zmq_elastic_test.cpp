@@ -24,7 +24,6 @@ namespace testing {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-using zmqtest::msSince;
 using zmqtest::waitExit;
 constexpr Millis kLong{10000};
 constexpr char kRun[] = "elastic-run";
@@ -207,38 +206,10 @@ TEST(ZmqElastic, AGapBelowMinKeepsTheWorldOpen) {
 
 // ---- the hearth-relay executable ----
 
-struct Child {
-  pid_t pid = -1;
-  int out = -1;
-  int err = -1;
-};
+using zmqtest::RelayChild;
 
-Child spawnRelay(const std::vector<std::string>& args) {
-  int out[2];
-  int err[2];
-  EXPECT_EQ(::pipe(out), 0);
-  EXPECT_EQ(::pipe(err), 0);
-  Child c;
-  c.pid = ::fork();
-  if (c.pid == 0) {
-    ::dup2(out[1], 1);
-    ::dup2(err[1], 2);
-    ::close(out[0]);
-    ::close(err[0]);
-    std::vector<char*> argv;
-    std::string bin = HEARTH_RELAY_BIN;
-    argv.push_back(bin.data());
-    std::vector<std::string> copy = args;
-    for (auto& a : copy) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    ::execv(bin.c_str(), argv.data());
-    ::_exit(127);
-  }
-  ::close(out[1]);
-  ::close(err[1]);
-  c.out = out[0];
-  c.err = err[0];
-  return c;
+RelayChild spawnRelay(const std::vector<std::string>& args) {
+  return zmqtest::spawnRelay(args, /*captureStderr=*/true);
 }
 
 std::string readAll(int fd) {
@@ -261,7 +232,7 @@ TEST(HearthRelayElasticBinary, BadWorldSizeAndGraceExitTwoWithOneLine) {
     std::vector<std::string> args = {"--run-id", "x"};
     if (bad[0] != "--world-size") args.insert(args.end(), {"--world-size", "2:4"});
     args.insert(args.end(), bad.begin(), bad.end());
-    Child c = spawnRelay(args);
+    RelayChild c = spawnRelay(args);
     EXPECT_EQ(waitExit(c.pid, Millis(3000)), 2) << bad[0] << " " << bad[1];
     readAll(c.out);
     const std::string err = readAll(c.err);
@@ -272,12 +243,10 @@ TEST(HearthRelayElasticBinary, BadWorldSizeAndGraceExitTwoWithOneLine) {
 }
 
 TEST(HearthRelayElasticBinary, ServesAnElasticWorld) {
-  Child c = spawnRelay(
+  RelayChild c = spawnRelay(
       {"--run-id", kRun, "--world-size", "1:3", "--join-grace", "0.3", "--token", kToken});
   ASSERT_GT(c.pid, 0);
-  std::string line;
-  char ch;
-  while (::read(c.out, &ch, 1) == 1 && ch != '\n') line += ch;
+  const std::string line = zmqtest::readLine(c.out);
   const std::string prefix = "hearth-relay: listening on ";
   ASSERT_EQ(line.rfind(prefix, 0), 0u) << line;
   {

@@ -28,11 +28,9 @@ namespace testing {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-using zmqtest::bytesOf;
 using zmqtest::header;
 using zmqtest::kWireVersion;
-using zmqtest::msSince;
-using zmqtest::stringOf;
+using zmqtest::u64At;
 using zmqtest::waitExit;
 constexpr Millis kLong{10000};
 constexpr char kRun[] = "run-1";
@@ -431,21 +429,14 @@ TEST(ZmqRelayRestart, RelayThatStaysAwayFailsCallsAfterTheReconnectTimeout) {
   EXPECT_LT(took, 1000 + 1500);
 }
 
-// Receives from a fake relay, skipping the node's PINGs.
+// Receives from a fake relay (a ROUTER: the header follows the node's
+// identity), skipping the node's PINGs.
 std::vector<zmq::message_t> recvNonPing(zmq::socket_t& s, Millis timeout) {
-  const auto deadline = Clock::now() + timeout;
-  for (;;) {
-    const auto left = std::chrono::duration_cast<Millis>(deadline - Clock::now());
-    if (left.count() <= 0) return {};
-    auto frames = recvFrames(s, left);
-    if (frames.size() < 2) return frames;
-    const auto* h = static_cast<const std::uint8_t*>(frames[1].data());
-    if (frames[1].size() >= 2 && h[1] == 6) continue;  // PING
-    return frames;
-  }
+  return zmqtest::recvSkippingType(s, timeout, 1, 6);  // 6: PING
 }
 
-// WELCOME (rank 0 of 2) and MEMBERSHIP (both alive, no direct endpoints) to `id`.
+// WELCOME (rank 0 of 2) and MEMBERSHIP (epoch 0, both alive, no direct
+// endpoints, no keys) from a fake relay to the node with identity `id`.
 void admitRankZeroOfTwo(zmq::socket_t& fake, const std::string& id) {
   std::vector<zmq::message_t> f;
   f.push_back(str(id));
@@ -458,14 +449,6 @@ void admitRankZeroOfTwo(zmq::socket_t& fake, const std::string& id) {
   f.push_back(header({0, 0, 0, 0, 0, 0}));
   f.push_back(zmq::message_t(std::string(16, '\0')));  // incarnations: 0, 0
   zmq::send_multipart(fake, f);
-}
-
-std::uint64_t u64At(const zmq::message_t& m, std::size_t at) {
-  std::uint64_t v = 0;
-  for (int i = 0; i < 8; ++i) {
-    v |= std::uint64_t{static_cast<const std::uint8_t*>(m.data())[at + i]} << (8 * i);
-  }
-  return v;
 }
 
 TEST(ZmqRelayRestart, RejoiningNodeResendsAndFencesWhatItSentThroughTheOldRelay) {
@@ -546,19 +529,7 @@ TEST(ZmqMesh, MalformedFrameFromTheRelayIsAProtocolError) {
     frames.insert(frames.begin(), str(id));
     zmq::send_multipart(fake, frames);
   };
-  {
-    std::vector<zmq::message_t> f;
-    f.push_back(header(
-        {kWireVersion, 2, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}));  // WELCOME 0 of 2
-    toNode(std::move(f));
-    f.clear();
-    f.push_back(
-        header({kWireVersion, 4, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0}));  // MEMBERSHIP epoch 0
-    f.push_back(header({1, 1}));                                         // both alive
-    f.push_back(header({0, 0, 0, 0, 0, 0}));             // directory: no endpoints, no keys
-    f.push_back(zmq::message_t(std::string(16, '\0')));  // incarnations: 0, 0
-    toNode(std::move(f));
-  }
+  admitRankZeroOfTwo(fake, id);
   auto mesh = node.get();
   ASSERT_EQ(mesh->rank(), 0);
   auto pending = mesh->irecv(1, 0);
@@ -618,39 +589,16 @@ TEST(ZmqMesh, BadOptionsAndUnreachableRelay) {
 
 // ---- the hearth-relay executable ----
 
-struct Child {
-  pid_t pid = -1;
-  int out = -1;
-};
+using zmqtest::RelayChild;
 
-Child spawnRelay(const std::vector<std::string>& args) {
-  int fds[2];
-  EXPECT_EQ(::pipe(fds), 0);
-  Child c;
-  c.pid = ::fork();
-  if (c.pid == 0) {
-    ::dup2(fds[1], 1);
-    ::close(fds[0]);
-    std::vector<char*> argv;
-    std::string bin = HEARTH_RELAY_BIN;
-    argv.push_back(bin.data());
-    std::vector<std::string> copy = args;
-    for (auto& a : copy) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    ::execv(bin.c_str(), argv.data());
-    ::_exit(127);
-  }
-  ::close(fds[1]);
-  c.out = fds[0];
-  return c;
+RelayChild spawnRelay(const std::vector<std::string>& args) {
+  return zmqtest::spawnRelay(args, /*captureStderr=*/false);
 }
 
 TEST(HearthRelayBinary, PrintsEndpointServesAndExitsOnSigterm) {
-  Child c = spawnRelay({"--run-id", kRun, "--world-size", "1", "--token", kToken});
+  RelayChild c = spawnRelay({"--run-id", kRun, "--world-size", "1", "--token", kToken});
   ASSERT_GT(c.pid, 0);
-  std::string line;
-  char ch;
-  while (::read(c.out, &ch, 1) == 1 && ch != '\n') line += ch;
+  const std::string line = zmqtest::readLine(c.out);
   const std::string prefix = "hearth-relay: listening on ";
   ASSERT_EQ(line.rfind(prefix, 0), 0u) << line;
   const std::string endpoint = line.substr(prefix.size());
@@ -671,16 +619,16 @@ TEST(HearthRelayBinary, PrintsEndpointServesAndExitsOnSigterm) {
 }
 
 TEST(HearthRelayBinary, HelpAndBadArguments) {
-  Child help = spawnRelay({"--help"});
+  RelayChild help = spawnRelay({"--help"});
   EXPECT_EQ(waitExit(help.pid, Millis(3000)), 0);
   ::close(help.out);
-  Child missing = spawnRelay({"--run-id", "x"});
+  RelayChild missing = spawnRelay({"--run-id", "x"});
   EXPECT_EQ(waitExit(missing.pid, Millis(3000)), 2);
   ::close(missing.out);
-  Child bad = spawnRelay({"--run-id", "x", "--world-size", "zero"});
+  RelayChild bad = spawnRelay({"--run-id", "x", "--world-size", "zero"});
   EXPECT_EQ(waitExit(bad.pid, Millis(3000)), 2);
   ::close(bad.out);
-  Child bind = spawnRelay({"--run-id", "x", "--world-size", "1", "--bind", "tcp://nonsense"});
+  RelayChild bind = spawnRelay({"--run-id", "x", "--world-size", "1", "--bind", "tcp://nonsense"});
   EXPECT_EQ(waitExit(bind.pid, Millis(3000)), 1);
   ::close(bind.out);
 }

@@ -21,11 +21,9 @@ namespace testing {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-using zmqtest::bytesOf;
 using zmqtest::header;
 using zmqtest::kWireVersion;
-using zmqtest::msSince;
-using zmqtest::stringOf;
+using zmqtest::u64At;
 constexpr Millis kLong{10000};
 constexpr Millis kHeartbeatTimeout{1000};
 constexpr char kRun[] = "rejoin-run";
@@ -239,28 +237,10 @@ TEST(ZmqRejoin, WrongTokenCannotTakeALostRank) {
 
 // ---- a raw node speaking the wire protocol, to check stale frames ----
 
+// Receives on a raw DEALER node (the header is the first frame), skipping
+// PONGs.
 std::vector<zmq::message_t> recvNonPing(zmq::socket_t& s, Millis timeout) {
-  const auto deadline = Clock::now() + timeout;
-  for (;;) {
-    const auto left = std::chrono::duration_cast<Millis>(deadline - Clock::now());
-    if (left.count() <= 0) return {};
-    zmq::pollitem_t items[] = {{s.handle(), 0, ZMQ_POLLIN, 0}};
-    zmq::poll(items, 1, left);
-    std::vector<zmq::message_t> frames;
-    if (!(items[0].revents & ZMQ_POLLIN)) continue;
-    if (!zmq::recv_multipart(s, std::back_inserter(frames))) return {};
-    const auto* h = static_cast<const std::uint8_t*>(frames[0].data());
-    if (frames[0].size() >= 2 && h[1] == 7) continue;  // PONG
-    return frames;
-  }
-}
-
-std::uint64_t u64At(const zmq::message_t& m, std::size_t at) {
-  std::uint64_t v = 0;
-  for (int i = 0; i < 8; ++i) {
-    v |= std::uint64_t{static_cast<const std::uint8_t*>(m.data())[at + i]} << (8 * i);
-  }
-  return v;
+  return zmqtest::recvSkippingType(s, timeout, 0, 7);  // 7: PONG
 }
 
 TEST(ZmqRejoin, FramesForTheLostNodeNeverReachItsReplacement) {
