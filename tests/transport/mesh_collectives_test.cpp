@@ -14,6 +14,7 @@
 
 #include "hearth/transport/inproc_mesh.h"
 #include "hearth/transport/mesh_collectives.h"
+#include "rank_threads.h"
 
 namespace hearth {
 namespace testing {
@@ -43,36 +44,6 @@ MeshCollectivesOptions smallChunks(std::size_t bytes) {
   MeshCollectivesOptions options;
   options.chunkBytes = bytes;
   return options;
-}
-
-// Runs fn(rank, collectives) on one thread per rank; returns each rank's exception.
-std::vector<std::exception_ptr> runRanks(World& world,
-                                         const std::function<void(int, MeshCollectives&)>& fn) {
-  const int n = static_cast<int>(world.ranks.size());
-  std::vector<std::exception_ptr> errors(n);
-  std::vector<std::thread> threads;
-  for (int r = 0; r < n; ++r) {
-    threads.emplace_back([&, r] {
-      try {
-        fn(r, *world.ranks[r]);
-      } catch (...) {
-        errors[r] = std::current_exception();
-      }
-    });
-  }
-  for (auto& t : threads) t.join();
-  return errors;
-}
-
-void expectNoErrors(const std::vector<std::exception_ptr>& errors) {
-  for (std::size_t r = 0; r < errors.size(); ++r) {
-    if (!errors[r]) continue;
-    try {
-      std::rethrow_exception(errors[r]);
-    } catch (const std::exception& e) {
-      ADD_FAILURE() << "rank " << r << " threw: " << e.what();
-    }
-  }
 }
 
 // Non-integer, rank-unique values: the summation order matters bitwise.
@@ -105,7 +76,7 @@ void checkAllreduce(int worldSize, std::size_t count, MeshCollectivesOptions opt
                " chunk " + std::to_string(options.chunkBytes));
   World world = makeWorld(worldSize, options);
   std::vector<std::vector<float>> results(worldSize);
-  expectNoErrors(runRanks(world, [&](int r, MeshCollectives& c) {
+  expectNoErrors(runRanks(world.ranks, [&](int r, MeshCollectives& c) {
     results[r] = rankData(r, count);
     c.allreduceSum(results[r].data(), count, kTimeout);
   }));
@@ -152,7 +123,7 @@ TEST(MeshCollectives, AllreduceIntegerValuesMatchReferenceExactly) {
   const std::size_t count = 1001;
   World world = makeWorld(w, smallChunks(40));
   std::vector<std::vector<float>> results(w);
-  expectNoErrors(runRanks(world, [&](int r, MeshCollectives& c) {
+  expectNoErrors(runRanks(world.ranks, [&](int r, MeshCollectives& c) {
     results[r].resize(count);
     for (std::size_t i = 0; i < count; ++i) results[r][i] = float((r + 1) * int(i % 97) - 40);
     c.allreduceSum(results[r].data(), count, kTimeout);
@@ -170,7 +141,7 @@ TEST(MeshCollectives, ReduceScatterDense) {
       SCOPED_TRACE("world " + std::to_string(w) + " count " + std::to_string(count));
       World world = makeWorld(w, smallChunks(16));
       std::vector<std::vector<float>> results(w);
-      expectNoErrors(runRanks(world, [&](int r, MeshCollectives& c) {
+      expectNoErrors(runRanks(world.ranks, [&](int r, MeshCollectives& c) {
         const std::vector<float> data = rankData(r, count);
         results[r] = c.reduceScatterSum(data.data(), count, kTimeout);
       }));
@@ -192,7 +163,7 @@ TEST(MeshCollectives, ReduceScatterMatchesAllreduceBitwise) {
   const std::size_t count = 1001;
   World world = makeWorld(w, smallChunks(64));
   std::vector<std::vector<float>> scattered(w), reduced(w);
-  expectNoErrors(runRanks(world, [&](int r, MeshCollectives& c) {
+  expectNoErrors(runRanks(world.ranks, [&](int r, MeshCollectives& c) {
     reduced[r] = rankData(r, count);
     scattered[r] = c.reduceScatterSum(reduced[r].data(), count, kTimeout);
     c.allreduceSum(reduced[r].data(), count, kTimeout);
@@ -212,7 +183,7 @@ TEST(MeshCollectives, BroadcastFromEveryRoot) {
                      std::to_string(root));
         World world = makeWorld(w, smallChunks(100));
         std::vector<std::vector<std::uint8_t>> buffers(w);
-        expectNoErrors(runRanks(world, [&](int r, MeshCollectives& c) {
+        expectNoErrors(runRanks(world.ranks, [&](int r, MeshCollectives& c) {
           buffers[r].assign(bytes, std::uint8_t(r));
           if (r == root) {
             for (std::size_t i = 0; i < bytes; ++i) buffers[r][i] = std::uint8_t(i * 7 + root);
@@ -233,7 +204,7 @@ TEST(MeshCollectives, BroadcastLargePipelined) {
   const std::size_t bytes = std::size_t{12} << 20;
   World world = makeWorld(w, smallChunks(std::size_t{64} << 10));
   std::vector<std::vector<std::uint8_t>> buffers(w);
-  expectNoErrors(runRanks(world, [&](int r, MeshCollectives& c) {
+  expectNoErrors(runRanks(world.ranks, [&](int r, MeshCollectives& c) {
     buffers[r].assign(bytes, 0);
     if (r == 2) {
       for (std::size_t i = 0; i < bytes; ++i) buffers[r][i] = std::uint8_t(i * 31 + (i >> 12));
@@ -253,7 +224,7 @@ TEST(MeshCollectives, AllgatherVariableSizes) {
       return item;
     };
     std::vector<std::vector<std::vector<std::uint8_t>>> results(w);
-    expectNoErrors(runRanks(world, [&](int r, MeshCollectives& c) {
+    expectNoErrors(runRanks(world.ranks, [&](int r, MeshCollectives& c) {
       results[r] = c.allgatherBytes(itemOf(r), kTimeout);
       c.barrier(kTimeout);
     }));
@@ -268,7 +239,7 @@ TEST(MeshCollectives, ManyConsecutiveCollectivesDoNotMix) {
   const int w = 4;
   World world = makeWorld(w, smallChunks(32));
   std::vector<int> rounds(w, 0);
-  expectNoErrors(runRanks(world, [&](int r, MeshCollectives& c) {
+  expectNoErrors(runRanks(world.ranks, [&](int r, MeshCollectives& c) {
     for (int round = 0; round < 30; ++round) {
       std::vector<float> data(17, float(r + round));
       c.allreduceSum(data.data(), data.size(), kTimeout);
@@ -306,7 +277,7 @@ void checkSparse(int w, std::size_t n, const std::vector<SparseInput>& inputs,
   }
   World world = makeWorld(w, smallChunks(chunkBytes));
   std::vector<std::vector<float>> results(w);
-  expectNoErrors(runRanks(world, [&](int r, MeshCollectives& c) {
+  expectNoErrors(runRanks(world.ranks, [&](int r, MeshCollectives& c) {
     results[r] = c.sparseReduceScatterSum(inputs[r].indices, inputs[r].values, n, kTimeout);
   }));
   for (int r = 0; r < w; ++r) {
@@ -358,7 +329,7 @@ TEST(MeshCollectives, SparseReduceScatterEmptyAndAllInOneRange) {
 
 TEST(MeshCollectives, SparseReduceScatterRejectsUnsortedIndices) {
   World world = makeWorld(3, {});
-  const auto errors = runRanks(world, [&](int r, MeshCollectives& c) {
+  const auto errors = runRanks(world.ranks, [&](int r, MeshCollectives& c) {
     std::vector<std::uint64_t> indices = {1, 5};
     if (r == 1) indices = {5, 1};
     c.sparseReduceScatterSum(indices, {1.0f, 2.0f}, 10, kShortTimeout);
@@ -382,7 +353,7 @@ TEST(MeshCollectivesFaults, RankKilledBeforeJoiningFailsEveryone) {
   const int w = 5;
   World world = makeWorld(w, smallChunks(4096));
   const auto start = Clock::now();
-  const auto errors = runRanks(world, [&](int r, MeshCollectives& c) {
+  const auto errors = runRanks(world.ranks, [&](int r, MeshCollectives& c) {
     if (r == 3) {
       std::this_thread::sleep_for(Millis(100));
       world.faults->killRank(3);
@@ -413,7 +384,7 @@ TEST(MeshCollectivesFaults, RankKilledMidTransferFailsEveryone) {
     world.faults->killRank(1);
   });
   const auto start = Clock::now();
-  const auto errors = runRanks(world, [&](int r, MeshCollectives& c) {
+  const auto errors = runRanks(world.ranks, [&](int r, MeshCollectives& c) {
     std::vector<float> data = rankData(r, 1 << 20);
     c.allreduceSum(data.data(), data.size(), Millis(5000));
   });
@@ -429,7 +400,7 @@ TEST(MeshCollectivesFaults, StalledRankGivesTimeout) {
   options.abortMeshOnError = false;  // every waiting rank must time out on its own
   World world = makeWorld(w, options);
   const auto start = Clock::now();
-  const auto errors = runRanks(world, [&](int r, MeshCollectives& c) {
+  const auto errors = runRanks(world.ranks, [&](int r, MeshCollectives& c) {
     if (r == 2) return;  // never joins
     std::vector<float> data = rankData(r, 1000);
     c.allreduceSum(data.data(), data.size(), Millis(1000));
@@ -444,7 +415,7 @@ TEST(MeshCollectivesFaults, StalledRankWithCascadeFailsEveryoneWithinTimeout) {
   const int w = 6;
   World world = makeWorld(w);
   const auto start = Clock::now();
-  const auto errors = runRanks(world, [&](int r, MeshCollectives& c) {
+  const auto errors = runRanks(world.ranks, [&](int r, MeshCollectives& c) {
     if (r == 4) return;  // never joins
     c.barrier(Millis(1000));
   });
@@ -474,7 +445,7 @@ TEST(MeshCollectivesFaults, AbortFailsPendingCallPromptly) {
     world.ranks[0]->abort();
   });
   const auto start = Clock::now();
-  const auto errors = runRanks(world, [&](int r, MeshCollectives& c) {
+  const auto errors = runRanks(world.ranks, [&](int r, MeshCollectives& c) {
     if (r == 2) return;  // keeps rank 0 (its right neighbour) waiting
     c.barrier(Millis(8000));
   });
@@ -487,7 +458,7 @@ TEST(MeshCollectivesFaults, AbortFailsPendingCallPromptly) {
 
 TEST(MeshCollectivesFaults, SizeMismatchIsAUsageError) {
   World world = makeWorld(3);
-  const auto errors = runRanks(world, [&](int r, MeshCollectives& c) {
+  const auto errors = runRanks(world.ranks, [&](int r, MeshCollectives& c) {
     std::vector<float> data(r == 0 ? 10 : 13, 1.0f);
     c.allreduceSum(data.data(), data.size(), kShortTimeout);
   });
@@ -514,7 +485,7 @@ TEST(MeshCollectivesFaults, DelayAndBandwidthCapStillCorrect) {
     std::vector<std::vector<float>> results(w);
     std::vector<std::vector<float>> scattered(w);
     std::vector<std::vector<std::vector<std::uint8_t>>> gathered(w);
-    expectNoErrors(runRanks(world, [&](int r, MeshCollectives& c) {
+    expectNoErrors(runRanks(world.ranks, [&](int r, MeshCollectives& c) {
       results[r] = rankData(r, count);
       c.allreduceSum(results[r].data(), count, kTimeout);
       std::vector<std::uint64_t> indices = {std::uint64_t(r), 100, 40000};

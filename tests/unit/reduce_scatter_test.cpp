@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "../engine/group_factories.h"
+#include "../transport/rank_threads.h"
 #include "hearth/transport/inproc.h"
 #include "hearth/transport/inproc_mesh.h"
 #include "hearth/transport/mesh_collectives.h"
@@ -53,35 +54,6 @@ World makeWorld(const std::string& backend, int w, Millis glooTimeout = kTimeout
 
 int maxWorld(const std::string& backend) {
   return backend == "gloo" ? 4 : 8;
-}
-
-// Runs fn(rank, collectives) on one thread per rank; returns each rank's exception.
-std::vector<std::exception_ptr> runRanks(const Group& group,
-                                         const std::function<void(int, Collectives&)>& fn) {
-  std::vector<std::exception_ptr> errors(group.size());
-  std::vector<std::thread> threads;
-  for (std::size_t r = 0; r < group.size(); ++r) {
-    threads.emplace_back([&, r] {
-      try {
-        fn(static_cast<int>(r), *group[r]);
-      } catch (...) {
-        errors[r] = std::current_exception();
-      }
-    });
-  }
-  for (auto& t : threads) t.join();
-  return errors;
-}
-
-void expectNoErrors(const std::vector<std::exception_ptr>& errors) {
-  for (std::size_t r = 0; r < errors.size(); ++r) {
-    if (!errors[r]) continue;
-    try {
-      std::rethrow_exception(errors[r]);
-    } catch (const std::exception& e) {
-      ADD_FAILURE() << "rank " << r << " threw: " << e.what();
-    }
-  }
 }
 
 // Rank-unique small integers: sums over <= 8 ranks are exact in float.
