@@ -27,30 +27,19 @@ namespace {
 
 using hearth::bench::slowestRank;
 
-using Clock = std::chrono::steady_clock;
-
 // Median over `iterations` timed runs (after one warm-up) of `op` on `data`
 // filled with rank + 1; each result must hold the full sum in `checked`.
 double medianMs(hearth::Collectives& c, std::vector<float>& data, int iterations,
                 hearth::Millis timeout, const std::function<void()>& op,
                 const std::function<std::pair<std::size_t, std::size_t>()>& checked) {
   const int rank = c.rank(), world = c.worldSize();
-  std::vector<double> ms;
-  for (int i = 0; i < iterations + 1; ++i) {
-    std::fill(data.begin(), data.end(), float(rank + 1));
-    c.barrier(timeout);
-    const auto start = Clock::now();
-    op();
-    ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - start).count());
+  return hearth::bench::medianRunMs(c, data, rank, iterations, timeout, op, [&] {
     const auto [lo, hi] = checked();
     const float want = float(world) * float(world + 1) / 2;
     if (lo < hi && (data[lo] != want || data[hi - 1] != want)) {
       throw std::runtime_error("wrong sum " + std::to_string(data[lo]));
     }
-  }
-  ms.erase(ms.begin());  // warm-up
-  std::sort(ms.begin(), ms.end());
-  return ms[ms.size() / 2];
+  });
 }
 
 }  // namespace

@@ -1,11 +1,13 @@
 // bench_stats.h — small helpers the benchmark binaries share: the median of
-// a sample and the slowest rank's figure (every rank must call it: it is a
-// collective).
+// a sample, the slowest rank's figure (every rank must call it: it is a
+// collective) and the median time of a timed collective run.
 #pragma once
 
 #include <algorithm>
+#include <chrono>
 #include <cstdint>
 #include <cstring>
+#include <functional>
 #include <vector>
 
 #include "hearth/transport/collectives.h"
@@ -32,6 +34,29 @@ inline double slowestRank(Collectives& collectives, double value, Millis timeout
     slowest = std::max(slowest, other);
   }
   return slowest;
+}
+
+// Milliseconds of `op`: one warm-up run, then `iterations` timed runs; before
+// each, `data` is filled with `rank` + 1 and the ranks of `c` meet at a
+// barrier; after each, `check()` (which throws on a wrong result). Returns the
+// middle of the sorted times (the upper of the two middle ones for an even
+// count).
+inline double medianRunMs(Collectives& c, std::vector<float>& data, int rank, int iterations,
+                          Millis timeout, const std::function<void()>& op,
+                          const std::function<void()>& check) {
+  std::vector<double> ms;
+  for (int i = 0; i < iterations + 1; ++i) {
+    std::fill(data.begin(), data.end(), float(rank + 1));
+    c.barrier(timeout);
+    const auto start = std::chrono::steady_clock::now();
+    op();
+    const double elapsed =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+    check();
+    if (i > 0) ms.push_back(elapsed);  // the first one warms up
+  }
+  std::sort(ms.begin(), ms.end());
+  return ms[ms.size() / 2];
 }
 
 }  // namespace hearth::bench

@@ -170,21 +170,15 @@ std::shared_ptr<hearth::Mesh> joinBenchRun(const char* relayEnv, const std::stri
 
 double medianMs(hearth::Collectives& c, std::vector<float>& data, int rank, int world,
                 int iterations, hearth::Millis timeout) {
-  std::vector<double> ms;
-  for (int i = 0; i < iterations + 1; ++i) {
-    std::fill(data.begin(), data.end(), float(rank + 1));
-    c.barrier(timeout);
-    const auto start = Clock::now();
-    c.allreduceSum(data.data(), data.size(), timeout);
-    const double elapsed = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
-    const float expected = float(world) * float(world + 1) / 2;
-    if (data.front() != expected || data.back() != expected) {
-      throw std::runtime_error(c.backendName() + ": wrong sum " + std::to_string(data.front()));
-    }
-    if (i > 0) ms.push_back(elapsed);  // the first one warms up
-  }
-  std::sort(ms.begin(), ms.end());
-  return ms[ms.size() / 2];
+  return hearth::bench::medianRunMs(
+      c, data, rank, iterations, timeout,
+      [&] { c.allreduceSum(data.data(), data.size(), timeout); },
+      [&] {
+        const float expected = float(world) * float(world + 1) / 2;
+        if (data.front() != expected || data.back() != expected) {
+          throw std::runtime_error(c.backendName() + ": wrong sum " + std::to_string(data.front()));
+        }
+      });
 }
 
 }  // namespace
