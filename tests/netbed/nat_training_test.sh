@@ -17,13 +17,9 @@ relay=$1 hearthrun=$2 worker=$3 charlm=$4
 # hearth keygen: the `hearth` tool of the same build, unless HEARTH_TOOL says otherwise.
 tool=${HEARTH_TOOL:-$(cd "$(dirname "$relay")/.." && pwd)/runtime/hearth}
 here=$(cd "$(dirname "$0")" && pwd)
-bed="$here/../../scripts/netbed.sh"
+source "$here/netbed_lib.sh"  # bed, netbed_up
 homes=4
-set +e
-out=$(bash "$bed" up --homes $homes --reachable 2 2>&1); code=$?
-set -e
-if [ "$code" = 77 ]; then echo "$out"; exit 77; fi
-[ "$code" = 0 ] || { echo "FAIL: netbed up: $out"; exit 1; }
+netbed_up --homes $homes --reachable 2
 work=$(mktemp -d)
 relay_pid=""
 cleanup() {

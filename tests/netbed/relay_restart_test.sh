@@ -9,13 +9,9 @@
 set -euo pipefail
 relay=$1 worker=$2
 here=$(cd "$(dirname "$0")" && pwd)
-bed="$here/../../scripts/netbed.sh"
+source "$here/netbed_lib.sh"  # bed, netbed_up
 homes=3
-set +e
-out=$(bash "$bed" up --homes $homes --reachable 2 2>&1); code=$?
-set -e
-if [ "$code" = 77 ]; then echo "$out"; exit 77; fi
-[ "$code" = 0 ] || { echo "FAIL: netbed up: $out"; exit 1; }
+netbed_up --homes $homes --reachable 2
 work=$(mktemp -d)
 relay_pid=""
 cleanup() {
