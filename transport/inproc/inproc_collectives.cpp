@@ -192,19 +192,9 @@ class InprocCollectives final : public Collectives {
                               const std::vector<std::size_t>& bounds, float* owned,
                               Millis timeout) override {
     const char* op = "sparseReduceScatterAdd";
-    if (indices.size() != values.size()) {
-      fail(op, std::to_string(indices.size()) + " indices but " + std::to_string(values.size()) +
-                   " values");
-    }
-    for (std::size_t i = 0; i < indices.size(); ++i) {
-      if (i > 0 && indices[i] <= indices[i - 1]) {
-        fail(op, "indices are not strictly increasing at position " + std::to_string(i));
-      }
-    }
-    if (!bounds.empty() && !indices.empty() && indices.back() >= bounds.back()) {
-      fail(op, "index " + std::to_string(indices.back()) + " is outside [0, " +
-                   std::to_string(bounds.back()) + ")");
-    }
+    const std::string why =
+        sparsePairsProblem(indices, values.size(), bounds.empty() ? 0 : bounds.back());
+    if (!why.empty()) fail(op, why);
     const RangeArgs mine{owned, &bounds, &indices, &values};
     const auto& all = exchange(op, mine, timeout);
     // Per index, the sum over ranks in rank order, then added to `owned`:
@@ -247,17 +237,8 @@ class InprocCollectives final : public Collectives {
   }
 
   void checkBounds(const char* op, const std::vector<std::size_t>& bounds) {
-    const std::size_t want = static_cast<std::size_t>(worldSize()) + 1;
-    if (bounds.size() != want) {
-      fail(op, "bad bounds: " + std::to_string(bounds.size()) + " offsets for a group of " +
-                   std::to_string(worldSize()));
-    }
-    if (bounds[0] != 0) fail(op, "bad bounds: bounds[0] is " + std::to_string(bounds[0]));
-    for (std::size_t i = 1; i < bounds.size(); ++i) {
-      if (bounds[i] < bounds[i - 1]) {
-        fail(op, "bad bounds: they decrease at offset " + std::to_string(i));
-      }
-    }
+    const std::string why = boundsProblem(bounds, worldSize());
+    if (!why.empty()) fail(op, why);
   }
 
   // Validates `mine`, publishes it, waits for every rank, and checks that all

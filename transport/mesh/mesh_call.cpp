@@ -108,20 +108,14 @@ std::vector<std::size_t> meshBounds(std::size_t n, int worldSize) {
   return bounds;
 }
 
+void failUsage(const Call& call, const std::string& why) {
+  throw CollectiveUsageError(std::string("mesh ") + call.op() + ": rank " +
+                             std::to_string(call.rank()) + ": " + why);
+}
+
 void checkBounds(const Call& call, const std::vector<std::size_t>& bounds) {
-  auto fail = [&](const std::string& why) {
-    throw CollectiveUsageError(std::string("mesh ") + call.op() + ": rank " +
-                               std::to_string(call.rank()) + ": bad bounds: " + why);
-  };
-  const std::size_t want = static_cast<std::size_t>(call.worldSize()) + 1;
-  if (bounds.size() != want) {
-    fail(std::to_string(bounds.size()) + " offsets for a group of " +
-         std::to_string(call.worldSize()) + " (need " + std::to_string(want) + ")");
-  }
-  if (bounds[0] != 0) fail("bounds[0] is " + std::to_string(bounds[0]) + ", not 0");
-  for (std::size_t i = 1; i < bounds.size(); ++i) {
-    if (bounds[i] < bounds[i - 1]) fail("bounds decrease at offset " + std::to_string(i));
-  }
+  const std::string why = boundsProblem(bounds, call.worldSize());
+  if (!why.empty()) failUsage(call, why);
 }
 
 void expectSize(const Call& call, int peer, std::size_t got, std::size_t want) {

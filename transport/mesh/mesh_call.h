@@ -83,6 +83,8 @@ std::vector<std::size_t> meshBounds(std::size_t n, int worldSize);
 // Throws CollectiveUsageError naming the call unless `bounds` has W + 1
 // non-decreasing offsets starting at 0 (see Collectives::reduceScatterSum).
 void checkBounds(const Call& call, const std::vector<std::size_t>& bounds);
+// Throws CollectiveUsageError("mesh <op>: rank R: <why>").
+[[noreturn]] void failUsage(const Call& call, const std::string& why);
 
 // What ringCollective does over the segments [bounds[s], bounds[s+1]).
 enum class RingWork {

@@ -21,27 +21,6 @@ template <typename Index>
 constexpr std::size_t kPairBytes = sizeof(Index) + sizeof(float);
 
 template <typename Index>
-void validate(const Call& call, const std::vector<Index>& indices, const std::vector<float>& values,
-              std::size_t n) {
-  auto fail = [&](const std::string& why) {
-    throw CollectiveUsageError(std::string("mesh ") + call.op() + ": rank " +
-                               std::to_string(call.rank()) + ": " + why);
-  };
-  if (indices.size() != values.size()) {
-    fail(std::to_string(indices.size()) + " indices but " + std::to_string(values.size()) +
-         " values");
-  }
-  for (std::size_t i = 0; i < indices.size(); ++i) {
-    if (indices[i] >= n) {
-      fail("index " + std::to_string(indices[i]) + " is outside [0, " + std::to_string(n) + ")");
-    }
-    if (i > 0 && indices[i] <= indices[i - 1]) {
-      fail("indices are not strictly increasing at position " + std::to_string(i));
-    }
-  }
-}
-
-template <typename Index>
 MeshBytes encodePairs(const Index* indices, const float* values, std::size_t count) {
   MeshBytes bytes(count * kPairBytes<Index>);
   std::uint8_t* out = bytes.data();
@@ -77,7 +56,8 @@ void sparseReduceScatterAdd(Call& call, const std::vector<Index>& indices,
                             const std::vector<float>& values,
                             const std::vector<std::size_t>& bounds, float* owned) {
   checkBounds(call, bounds);
-  validate(call, indices, values, bounds.back());
+  const std::string why = sparsePairsProblem(indices, values.size(), bounds.back());
+  if (!why.empty()) failUsage(call, why);
   const int worldSize = call.worldSize();
   const int rank = call.rank();
   const MeshTag tag = call.tag(0);

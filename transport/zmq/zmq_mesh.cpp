@@ -1356,7 +1356,6 @@ class Core {
         }
       }
       // Outgoing: a send completes when taken from the outbox.
-      std::vector<int> skips;
       {
         std::lock_guard<std::mutex> lock(mu_);
         if (joinState_ == JoinState::kJoined) {

@@ -325,7 +325,7 @@ class ZmqRelay::Impl {
         return;
       case Type::kProbeAck:
         if (rank >= 0) {
-          probeAck(identity, rank, frames[2]);
+          probeAck(rank, frames[2]);
         } else {
           malformed(identity, "PROBE_ACK from a node that has not joined");
         }
@@ -412,11 +412,7 @@ class ZmqRelay::Impl {
     bump([](ZmqRelayStats& s) { ++s.joined; });
     log("hearth relay: " + printable(identity) + " joined as rank " + std::to_string(rank) + " (" +
         std::to_string(joinedCount_) + "/" + sizeText() + ")");
-    if (!sendTo(identity, HeaderWriter(Type::kWelcome)
-                              .i32(rank)
-                              .i32(worldSize_)
-                              .u64(slot.incarnation)
-                              .message())) {
+    if (!sendWelcome(identity, rank)) {
       dropJoiner(rank);
       return;
     }
@@ -473,17 +469,22 @@ class ZmqRelay::Impl {
     });
     log("hearth relay: " + printable(identity) + " re-admitted as rank " + std::to_string(rank) +
         ", epoch " + std::to_string(epoch_));
-    if (!sendTo(identity, HeaderWriter(Type::kWelcome)
-                              .i32(rank)
-                              .i32(worldSize_)
-                              .u64(slot.incarnation)
-                              .message())) {
+    if (!sendWelcome(identity, rank)) {
       markLost(rank, "unreachable");
       return;
     }
     for (int r = 0; r < worldSize_; ++r) {
       if (slots_[r].alive) sendMembership(r);
     }
+  }
+
+  // WELCOME to the node now holding `rank`. False: it is unreachable.
+  bool sendWelcome(const std::string& identity, int rank) {
+    return sendTo(identity, HeaderWriter(Type::kWelcome)
+                                .i32(rank)
+                                .i32(worldSize_)
+                                .u64(slots_[rank].incarnation)
+                                .message());
   }
 
   std::string sizeText() const {
@@ -578,7 +579,7 @@ class ZmqRelay::Impl {
     probes_.push_back(std::move(probe));
   }
 
-  void probeAck(const std::string& identity, int rank, const zmq::message_t& nonce) {
+  void probeAck(int rank, const zmq::message_t& nonce) {
     for (auto it = probes_.begin(); it != probes_.end(); ++it) {
       if (it->rank != rank || nonce.to_string() != it->nonce) continue;
       slots_[rank].reachable = true;
@@ -589,8 +590,7 @@ class ZmqRelay::Impl {
       maybeCompleteWorld();
       return;
     }
-    // A stale or foreign nonce (e.g. a PROBE that a stranger relayed): ignore.
-    (void)identity;
+    // A stale or foreign nonce (e.g. a PROBE that a stranger relayed): ignored.
   }
 
   void checkProbes() {

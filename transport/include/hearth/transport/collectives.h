@@ -124,4 +124,44 @@ class Collectives {
   }
 };
 
+// Argument checks shared by every backend's bounds-based and sparse
+// collectives (one wording for all). Each returns "" when the arguments are
+// fine, else why not; the backend throws CollectiveUsageError with it.
+
+// `bounds` must be worldSize+1 non-decreasing offsets starting at 0.
+inline std::string boundsProblem(const std::vector<std::size_t>& bounds, int worldSize) {
+  const std::size_t want = static_cast<std::size_t>(worldSize) + 1;
+  if (bounds.size() != want) {
+    return "bad bounds: " + std::to_string(bounds.size()) + " offsets for a group of " +
+           std::to_string(worldSize) + " (need " + std::to_string(want) + ")";
+  }
+  if (bounds[0] != 0) return "bad bounds: bounds[0] is " + std::to_string(bounds[0]) + ", not 0";
+  for (std::size_t i = 1; i < bounds.size(); ++i) {
+    if (bounds[i] < bounds[i - 1]) {
+      return "bad bounds: they decrease at offset " + std::to_string(i);
+    }
+  }
+  return "";
+}
+
+// Sparse pairs: as many values as indices, indices strictly increasing and
+// below n.
+template <class Index>
+std::string sparsePairsProblem(const std::vector<Index>& indices, std::size_t valueCount,
+                               std::size_t n) {
+  if (indices.size() != valueCount) {
+    return std::to_string(indices.size()) + " indices but " + std::to_string(valueCount) +
+           " values";
+  }
+  for (std::size_t i = 0; i < indices.size(); ++i) {
+    if (indices[i] >= n) {
+      return "index " + std::to_string(indices[i]) + " is outside [0, " + std::to_string(n) + ")";
+    }
+    if (i > 0 && indices[i] <= indices[i - 1]) {
+      return "indices are not strictly increasing at position " + std::to_string(i);
+    }
+  }
+  return "";
+}
+
 }  // namespace hearth
