@@ -510,8 +510,10 @@ TEST(ZmqRelayRestart, RejoiningNodeResendsAndFencesWhatItSentThroughTheOldRelay)
   EXPECT_TRUE(mesh->isPeerAlive(1));
 }
 
-TEST(ZmqMesh, MalformedFrameFromTheRelayIsAProtocolError) {
-  // A fake relay: a raw ROUTER that admits the node, then sends garbage.
+// A fake relay (a raw ROUTER) admits the node as rank 0 of 2, then sends
+// `garbage`: the node's pending recv and later sends fail with a protocol
+// error naming `named`.
+void expectProtocolErrorAfter(std::vector<zmq::message_t> garbage, const std::string& named) {
   zmq::context_t ctx;
   zmq::socket_t fake(ctx, zmq::socket_type::router);
   fake.set(zmq::sockopt::linger, 0);
@@ -525,56 +527,40 @@ TEST(ZmqMesh, MalformedFrameFromTheRelayIsAProtocolError) {
   auto hi = recvFrames(fake, kLong);
   ASSERT_EQ(hi.size(), 6u);  // identity + HELLO's five frames
   const std::string id = hi[0].to_string();
-  auto toNode = [&](std::vector<zmq::message_t> frames) {
-    frames.insert(frames.begin(), str(id));
-    zmq::send_multipart(fake, frames);
-  };
   admitRankZeroOfTwo(fake, id);
   auto mesh = node.get();
   ASSERT_EQ(mesh->rank(), 0);
   auto pending = mesh->irecv(1, 0);
-  {
-    std::vector<zmq::message_t> f;
-    f.push_back(header({kWireVersion,
-                        5,
-                        7,
-                        0,
-                        0,
-                        0,
-                        0,
-                        0,
-                        0,
-                        0,
-                        0,
-                        0,
-                        0,
-                        0,
-                        0,
-                        0,
-                        0,
-                        0,
-                        0,
-                        0,
-                        0,
-                        0,
-                        0,
-                        0,
-                        0,
-                        0,
-                        0,
-                        0,
-                        0,
-                        0}));  // DATA from rank 7 of 2
-    f.push_back(str("x"));
-    toNode(std::move(f));
-  }
+  garbage.insert(garbage.begin(), str(id));
+  zmq::send_multipart(fake, garbage);
   try {
     pending->wait(kLong);
     FAIL() << "pending recv survived a malformed frame";
   } catch (const MeshProtocolError& e) {
-    EXPECT_NE(std::string(e.what()).find("rank 7"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find(named), std::string::npos) << e.what();
   }
   EXPECT_THROW(mesh->send(1, 0, bytesOf("x"), kLong), MeshProtocolError);
+}
+
+TEST(ZmqMesh, MalformedFrameFromTheRelayIsAProtocolError) {
+  std::vector<zmq::message_t> f;
+  std::vector<std::uint8_t> data(30, 0);  // DATA from rank 7 of 2
+  data[0] = kWireVersion;
+  data[1] = 5;
+  data[2] = 7;
+  f.emplace_back(data.data(), data.size());
+  f.push_back(str("x"));
+  expectProtocolErrorAfter(std::move(f), "rank 7");
+}
+
+TEST(ZmqMesh, AckFromARankOutsideTheWorldIsAProtocolError) {
+  std::vector<zmq::message_t> f;
+  std::vector<std::uint8_t> ack(22, 0);  // ACK (type 15) from rank 7 of 2
+  ack[0] = kWireVersion;
+  ack[1] = 15;
+  ack[2] = 7;
+  f.emplace_back(ack.data(), ack.size());
+  expectProtocolErrorAfter(std::move(f), "ACK from rank 7");
 }
 
 TEST(ZmqMesh, BadOptionsAndUnreachableRelay) {
