@@ -63,6 +63,23 @@ at::Tensor optionalField(const std::map<std::string, at::Tensor>& tensors, const
   return found == tensors.end() ? at::Tensor() : found->second;
 }
 
+// Adam and AdamW share their options and per-parameter state fields; these
+// templates serve both (AdamOptions/AdamWOptions, AdamParamState/
+// AdamWParamState are unrelated types with the same accessors).
+template <typename Options>
+nlohmann::json adamLikeOptionsJson(const Options& o) {
+  return {{"lr", o.lr()},   {"beta1", std::get<0>(o.betas())},  {"beta2", std::get<1>(o.betas())},
+          {"eps", o.eps()}, {"weight_decay", o.weight_decay()}, {"amsgrad", o.amsgrad()}};
+}
+
+template <typename State>
+void exportAdamLike(const State& s, ParamStateSlices& out) {
+  out.scalars["step"] = s.step();
+  put(out.tensors, "exp_avg", s.exp_avg());
+  put(out.tensors, "exp_avg_sq", s.exp_avg_sq());
+  put(out.tensors, "max_exp_avg_sq", s.max_exp_avg_sq());
+}
+
 template <typename State>
 std::unique_ptr<optim::OptimizerParamState> makeAdamLike(
     const std::string& kind, const nlohmann::json& scalars,
@@ -95,11 +112,9 @@ nlohmann::json optimizerOptionsJson(const optim::Optimizer& optimizer) {
   const optim::OptimizerOptions& options = optionsOf(optimizer);
   nlohmann::json j = nlohmann::json::object();
   if (auto* o = dynamic_cast<const optim::AdamOptions*>(&options)) {
-    j = {{"lr", o->lr()},   {"beta1", std::get<0>(o->betas())},  {"beta2", std::get<1>(o->betas())},
-         {"eps", o->eps()}, {"weight_decay", o->weight_decay()}, {"amsgrad", o->amsgrad()}};
+    j = adamLikeOptionsJson(*o);
   } else if (auto* o = dynamic_cast<const optim::AdamWOptions*>(&options)) {
-    j = {{"lr", o->lr()},   {"beta1", std::get<0>(o->betas())},  {"beta2", std::get<1>(o->betas())},
-         {"eps", o->eps()}, {"weight_decay", o->weight_decay()}, {"amsgrad", o->amsgrad()}};
+    j = adamLikeOptionsJson(*o);
   } else if (auto* o = dynamic_cast<const optim::SGDOptions*>(&options)) {
     j = {{"lr", o->lr()},
          {"momentum", o->momentum()},
@@ -135,15 +150,9 @@ ParamStateSlices exportParamState(const optim::Optimizer& optimizer, const at::T
   const optim::OptimizerParamState& state = *found->second;
   out.present = true;
   if (auto* s = dynamic_cast<const optim::AdamParamState*>(&state)) {
-    out.scalars["step"] = s->step();
-    put(out.tensors, "exp_avg", s->exp_avg());
-    put(out.tensors, "exp_avg_sq", s->exp_avg_sq());
-    put(out.tensors, "max_exp_avg_sq", s->max_exp_avg_sq());
+    exportAdamLike(*s, out);
   } else if (auto* s = dynamic_cast<const optim::AdamWParamState*>(&state)) {
-    out.scalars["step"] = s->step();
-    put(out.tensors, "exp_avg", s->exp_avg());
-    put(out.tensors, "exp_avg_sq", s->exp_avg_sq());
-    put(out.tensors, "max_exp_avg_sq", s->max_exp_avg_sq());
+    exportAdamLike(*s, out);
   } else if (auto* s = dynamic_cast<const optim::SGDParamState*>(&state)) {
     put(out.tensors, "momentum_buffer", s->momentum_buffer());
   } else if (auto* s = dynamic_cast<const optim::RMSpropParamState*>(&state)) {

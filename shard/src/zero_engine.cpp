@@ -61,6 +61,21 @@ void ZeroEngine::Impl::countSparse(std::size_t pairs, double seconds) {
   stats_.commSeconds += seconds;
 }
 
+std::shared_future<void> ZeroEngine::Impl::submitWholeGroup(bool reduceScatter, float* data,
+                                                            const FlatGroup& group) {
+  const std::vector<std::size_t>* bounds = &group.bounds;
+  const std::size_t count = group.layout.paddedNumel();
+  return queue_.submit([this, reduceScatter, data, bounds, count] {
+    const auto start = Clock::now();
+    if (reduceScatter) {
+      comm_->reduceScatterSum(data, *bounds, options_.timeout);
+    } else {
+      comm_->allgatherInPlace(data, *bounds, options_.timeout);
+    }
+    countCollective(reduceScatter, count, secondsSince(start));
+  });
+}
+
 // ---- backward ---------------------------------------------------------------
 
 void ZeroEngine::Impl::backward(const at::Tensor& loss) {
@@ -193,14 +208,7 @@ void ZeroEngine::Impl::finishBackward() {
     for (FlatGroup& group : groups_) shard_detail::adoptGradViews(group);
     if (micro_ + 1 < options_.gradientAccumulationSteps) return;
     for (FlatGroup& group : groups_) {
-      float* data = group.fullGrad.data_ptr<float>();
-      const std::vector<std::size_t>* bounds = &group.bounds;
-      const std::size_t count = group.layout.paddedNumel();
-      inFlight_.push_back(queue_.submit([this, data, bounds, count] {
-        const auto start = Clock::now();
-        comm_->reduceScatterSum(data, *bounds, options_.timeout);
-        countCollective(true, count, secondsSince(start));
-      }));
+      inFlight_.push_back(submitWholeGroup(true, group.fullGrad.data_ptr<float>(), group));
     }
     waitInFlight();
     return;
@@ -316,14 +324,7 @@ bool ZeroEngine::Impl::step() {
     optimizer_.step();
     for (FlatGroup& group : groups_) {
       if (group.partitioned) continue;
-      float* data = group.full.data_ptr<float>();
-      const std::vector<std::size_t>* bounds = &group.bounds;
-      const std::size_t count = group.layout.paddedNumel();
-      inFlight_.push_back(queue_.submit([this, data, bounds, count] {
-        const auto start = Clock::now();
-        comm_->allgatherInPlace(data, *bounds, options_.timeout);
-        countCollective(false, count, secondsSince(start));
-      }));
+      inFlight_.push_back(submitWholeGroup(false, group.full.data_ptr<float>(), group));
     }
     waitInFlight();
   } catch (...) {

@@ -89,6 +89,11 @@ struct ZeroEngine::Impl : ZeroUnitController {
   void fail(std::exception_ptr error);
   void countCollective(bool reduceScatter, std::size_t floats, double seconds);
   void countSparse(std::size_t pairs, double seconds);
+  // Queues an in-place reduce-scatter (sum) or allgather of a whole flat
+  // buffer of `group` at `data` (group.bounds split it over the ranks) and
+  // counts it; `data` and `group` must outlive the returned future.
+  std::shared_future<void> submitWholeGroup(bool reduceScatter, float* data,
+                                            const shard_detail::FlatGroup& group);
   void buildSparsifiers();
 
   void beforeForward(int unit) override;
