@@ -12,10 +12,10 @@
 #include <memory>
 #include <mutex>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "hearth/runtime/engine.h"
+#include "rank_threads.h"
 
 namespace hearth::testing {
 
@@ -31,12 +31,6 @@ struct MlpImpl : torch::nn::Module {
   torch::nn::Linear fc1{nullptr}, fc2{nullptr}, fc3{nullptr};
 };
 TORCH_MODULE(Mlp);
-
-// torch's global generator is shared by all threads: serialize its use.
-inline std::mutex& globalGeneratorMutex() {
-  static std::mutex mutex;
-  return mutex;
-}
 
 inline Mlp makeMlp(std::uint64_t seed) {
   std::lock_guard<std::mutex> lock(globalGeneratorMutex());
@@ -117,31 +111,9 @@ inline std::vector<std::vector<at::Tensor>> trainDataParallel(
     int micro, EngineOptions options) {
   const int world = static_cast<int>(group.size());
   std::vector<std::vector<at::Tensor>> finals(world);
-  std::vector<std::string> errors(world);
-  std::vector<std::thread> threads;
-  for (int r = 0; r < world; ++r) {
-    threads.emplace_back([&, r] {
-      try {
-        finals[r] = trainRank(group[r], optimizer, steps, micro, options);
-      } catch (const std::exception& e) {
-        errors[r] = e.what();
-      }
-    });
-  }
-  for (auto& t : threads) t.join();
-  for (int r = 0; r < world; ++r) {
-    if (!errors[r].empty())
-      throw std::runtime_error("rank " + std::to_string(r) + ": " + errors[r]);
-  }
+  runOnRankThreads(
+      world, [&](int r) { finals[r] = trainRank(group[r], optimizer, steps, micro, options); });
   return finals;
-}
-
-inline double maxAbsDiff(const std::vector<at::Tensor>& a, const std::vector<at::Tensor>& b) {
-  double worst = 0;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    worst = std::max(worst, (a[i] - b[i]).abs().max().item<double>());
-  }
-  return worst;
 }
 
 }  // namespace hearth::testing

@@ -52,6 +52,19 @@ void expectOneErrorLine(const ProcessResult& r, const std::string& mustContain) 
   EXPECT_EQ(lines[0].rfind("hearth_charlm: error: ", 0), 0u) << lines[0];
 }
 
+// Runs `argv` (hearth_charlm with its arguments, writing `metrics`) as two
+// workers; both must exit 0 and the metrics must end in a final record, whose
+// held-out loss lands in `heldOut`. Call it under ASSERT_NO_FATAL_FAILURE.
+void twoWorkersHeldOutLoss(const std::vector<std::string>& argv, const std::string& metrics,
+                           double& heldOut) {
+  const auto results = runTogether(workerSpecs(argv, 2), seconds(170));
+  ASSERT_EQ(results[0].exitCode, 0) << results[0].err;
+  ASSERT_EQ(results[1].exitCode, 0) << results[1].err;
+  const auto final = finalRecord(readJsonl(metrics));
+  ASSERT_FALSE(final.is_null()) << "no final record in " << metrics;
+  heldOut = final.at("val_loss").get<double>();
+}
+
 // Short but real: 150 steps of 2 x 16 sequences, about 20 s on two cores.
 const std::vector<std::string> kShortRun = {
     "--steps", "150", "--set", "train.eval_interval=75", "--set", "train.sample_chars=80"};
@@ -121,12 +134,7 @@ TEST(CharlmExample, ZeroStagesTrainLikePlainDataParallel) {
                                      "zero_optimization.stage=" + std::to_string(stage),
                                      "--metrics",
                                      metrics};
-    const auto results = runTogether(workerSpecs(argv, 2), seconds(170));
-    ASSERT_EQ(results[0].exitCode, 0) << results[0].err;
-    ASSERT_EQ(results[1].exitCode, 0) << results[1].err;
-    const auto final = finalRecord(readJsonl(metrics));
-    ASSERT_FALSE(final.is_null()) << "no final record in " << metrics;
-    heldOut[stage] = final.at("val_loss").get<double>();
+    ASSERT_NO_FATAL_FAILURE(twoWorkersHeldOutLoss(argv, metrics, heldOut[stage]));
   }
   EXPECT_NEAR(heldOut[2], heldOut[0], 0.01 * heldOut[0]);
   EXPECT_NEAR(heldOut[3], heldOut[0], 0.01 * heldOut[0]);
@@ -201,12 +209,7 @@ TEST(CharlmExample, ActivationCheckpointingTrainsTheSameModel) {
     if (config == "zero3+segments") {
       argv.insert(argv.end(), {"--set", "zero_optimization.stage=3"});
     }
-    const auto results = runTogether(workerSpecs(argv, 2), seconds(170));
-    ASSERT_EQ(results[0].exitCode, 0) << results[0].err;
-    ASSERT_EQ(results[1].exitCode, 0) << results[1].err;
-    const auto final = finalRecord(readJsonl(metrics));
-    ASSERT_FALSE(final.is_null()) << "no final record in " << metrics;
-    heldOut[config] = final.at("val_loss").get<double>();
+    ASSERT_NO_FATAL_FAILURE(twoWorkersHeldOutLoss(argv, metrics, heldOut[config]));
   }
   EXPECT_NEAR(heldOut["segments"], heldOut["plain"], 1e-5);
   EXPECT_NEAR(heldOut["zero3+segments"], heldOut["plain"], 1e-3);

@@ -27,7 +27,7 @@ struct CheckpointedNetImpl : torch::nn::Module {
 TORCH_MODULE(CheckpointedNet);
 
 CheckpointedNet makeCheckpointedNet(std::uint64_t seed) {
-  std::lock_guard<std::mutex> lock(generatorMutex());
+  std::lock_guard<std::mutex> lock(globalGeneratorMutex());
   torch::manual_seed(seed);
   return CheckpointedNet();
 }

@@ -15,9 +15,9 @@
 #include <memory>
 #include <mutex>
 #include <string>
-#include <thread>
 #include <vector>
 
+#include "../engine/rank_threads.h"
 #include "hearth/shard/zero.h"
 #include "hearth/shard/zero_unit.h"
 #include "hearth/transport/inproc.h"
@@ -51,13 +51,8 @@ struct NetImpl : torch::nn::Module {
 };
 TORCH_MODULE(Net);
 
-inline std::mutex& generatorMutex() {
-  static std::mutex mutex;
-  return mutex;
-}
-
 inline Net makeNet(std::uint64_t seed) {
-  std::lock_guard<std::mutex> lock(generatorMutex());
+  std::lock_guard<std::mutex> lock(globalGeneratorMutex());
   torch::manual_seed(seed);
   return Net();
 }
@@ -67,7 +62,7 @@ struct Batch {
 };
 
 inline Batch globalBatch(int step, int rows) {
-  std::lock_guard<std::mutex> lock(generatorMutex());
+  std::lock_guard<std::mutex> lock(globalGeneratorMutex());
   torch::manual_seed(1000 + step);
   return {torch::randn({rows, 13}), torch::randn({rows, 2})};
 }
@@ -141,32 +136,7 @@ inline void runRanks(int world,
   auto group = makeInprocGroup(world);
   std::vector<std::shared_ptr<Collectives>> shared;
   for (auto& c : group) shared.push_back(std::move(c));
-  std::vector<std::string> errors(static_cast<std::size_t>(world));
-  std::vector<std::thread> threads;
-  for (int r = 0; r < world; ++r) {
-    threads.emplace_back([&, r] {
-      try {
-        body(r, shared[static_cast<std::size_t>(r)]);
-      } catch (const std::exception& e) {
-        errors[static_cast<std::size_t>(r)] = e.what();
-      }
-    });
-  }
-  for (auto& t : threads) t.join();
-  for (int r = 0; r < world; ++r) {
-    if (!errors[static_cast<std::size_t>(r)].empty()) {
-      throw std::runtime_error("rank " + std::to_string(r) + ": " +
-                               errors[static_cast<std::size_t>(r)]);
-    }
-  }
-}
-
-inline double maxAbsDiff(const std::vector<at::Tensor>& a, const std::vector<at::Tensor>& b) {
-  double worst = 0;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    worst = std::max(worst, (a[i] - b[i]).abs().max().item<double>());
-  }
-  return worst;
+  runOnRankThreads(world, [&](int r) { body(r, shared[static_cast<std::size_t>(r)]); });
 }
 
 }  // namespace hearth::testing

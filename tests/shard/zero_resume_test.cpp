@@ -65,6 +65,19 @@ std::unique_ptr<torch::optim::Optimizer> optimizerFor(const std::string& kind,
   return makeOptimizer(kind, std::move(params));
 }
 
+// One rank's model (init seed `seed` + rank), `kind` optimizer and engine,
+// destroyed in the reverse order.
+struct RankEngine {
+  RankEngine(std::uint64_t seed, int rank, const std::string& kind,
+             std::shared_ptr<Collectives> comm, const ZeroOptions& options)
+      : net(makeNet(seed + static_cast<std::uint64_t>(rank))),
+        opt(optimizerFor(kind, net->parameters())),
+        zero(*net, *opt, std::move(comm), options) {}
+  Net net;
+  std::unique_ptr<torch::optim::Optimizer> opt;
+  ZeroEngine zero;
+};
+
 // Steps [from, to) on this rank's rows of the fixed global batches.
 void train(ZeroEngine& zero, Net& net, std::int64_t from, std::int64_t to) {
   const int micro = kRows / zero.worldSize();
@@ -74,6 +87,17 @@ void train(ZeroEngine& zero, Net& net, std::int64_t from, std::int64_t to) {
     zero.backward(loss(net, batch.x.narrow(0, begin, micro), batch.y.narrow(0, begin, micro)));
     ASSERT_TRUE(zero.step());
   }
+}
+
+// `world` ranks (init seed 7 + rank) train steps [0, steps) and save into
+// `dir` at step `steps`.
+void saveAfter(int world, const ZeroOptions& options, const std::string& kind,
+               const std::string& dir, std::int64_t steps) {
+  runRanks(world, [&](int rank, std::shared_ptr<Collectives> comm) {
+    RankEngine r(7, rank, kind, std::move(comm), options);
+    train(r.zero, r.net, 0, steps);
+    r.zero.saveCheckpoint(dir, steps);
+  });
 }
 
 // Collects each rank's result and checks that every rank holds bitwise the
@@ -90,13 +114,11 @@ std::vector<at::Tensor> trainAndSave(int world, const ZeroOptions& options, cons
                                      const std::string& dir) {
   std::vector<std::vector<at::Tensor>> finals(static_cast<std::size_t>(world));
   runRanks(world, [&](int rank, std::shared_ptr<Collectives> comm) {
-    Net net = makeNet(7 + static_cast<std::uint64_t>(rank));
-    auto opt = optimizerFor(kind, net->parameters());
-    ZeroEngine zero(*net, *opt, std::move(comm), options);
-    train(zero, net, 0, kSaveAfter);
-    zero.saveCheckpoint(dir, kSaveAfter);
-    train(zero, net, kSaveAfter, kSteps);
-    finals[static_cast<std::size_t>(rank)] = zero.fullParameters();
+    RankEngine r(7, rank, kind, std::move(comm), options);
+    train(r.zero, r.net, 0, kSaveAfter);
+    r.zero.saveCheckpoint(dir, kSaveAfter);
+    train(r.zero, r.net, kSaveAfter, kSteps);
+    finals[static_cast<std::size_t>(rank)] = r.zero.fullParameters();
   });
   return sameOnAllRanks(finals);
 }
@@ -107,17 +129,15 @@ std::vector<at::Tensor> resume(int world, const ZeroOptions& options, const std:
                                const std::string& dir) {
   std::vector<std::vector<at::Tensor>> finals(static_cast<std::size_t>(world));
   runRanks(world, [&](int rank, std::shared_ptr<Collectives> comm) {
-    Net net = makeNet(99 + static_cast<std::uint64_t>(rank));
-    auto opt = optimizerFor(kind, net->parameters());
-    ZeroEngine zero(*net, *opt, std::move(comm), options);
-    const std::int64_t step = zero.loadCheckpoint(dir);
+    RankEngine r(99, rank, kind, std::move(comm), options);
+    const std::int64_t step = r.zero.loadCheckpoint(dir);
     EXPECT_EQ(step, kSaveAfter);
-    train(zero, net, step, kSteps);
-    finals[static_cast<std::size_t>(rank)] = zero.fullParameters();
+    train(r.zero, r.net, step, kSteps);
+    finals[static_cast<std::size_t>(rank)] = r.zero.fullParameters();
     // The model's own parameters are the engine's (persistent groups were
     // gathered after the load; stage-3 units are gathered on use).
     if (options.stage < 3) {
-      EXPECT_EQ(maxAbsDiff(snapshot(net), finals[static_cast<std::size_t>(rank)]), 0.0);
+      EXPECT_EQ(maxAbsDiff(snapshot(r.net), finals[static_cast<std::size_t>(rank)]), 0.0);
     }
   });
   return sameOnAllRanks(finals);
@@ -187,13 +207,7 @@ TEST(ZeroResumeDgc, CodecStateAndWarmupAreRestored) {
 
 TEST(ZeroCheckpoint, WritesOneCheckpointPerGroup) {
   TempDir dir("layout");
-  runRanks(2, [&](int rank, std::shared_ptr<Collectives> comm) {
-    Net net = makeNet(7 + static_cast<std::uint64_t>(rank));
-    auto opt = optimizerFor("adam", net->parameters());
-    ZeroEngine zero(*net, *opt, std::move(comm), optionsFor(3));
-    train(zero, net, 0, 1);
-    zero.saveCheckpoint(dir.str(), 1);
-  });
+  saveAfter(2, optionsFor(3), "adam", dir.str(), 1);
   // Stage 3: the persistent group and one per unit.
   for (int g = 0; g < 3; ++g) {
     const CheckpointSet set((dir.path() / ("group-" + std::to_string(g))).string());
@@ -212,13 +226,7 @@ TEST(ZeroCheckpoint, WritesOneCheckpointPerGroup) {
 
   // Saving into the same directory at another world size replaces it: the
   // shard files of the old world size go, and the new checkpoint opens.
-  runRanks(3, [&](int rank, std::shared_ptr<Collectives> comm) {
-    Net net = makeNet(7 + static_cast<std::uint64_t>(rank));
-    auto opt = optimizerFor("adam", net->parameters());
-    ZeroEngine zero(*net, *opt, std::move(comm), optionsFor(3));
-    train(zero, net, 0, 2);
-    zero.saveCheckpoint(dir.str(), 2);
-  });
+  saveAfter(3, optionsFor(3), "adam", dir.str(), 2);
   for (int g = 0; g < 3; ++g) {
     const fs::path group = dir.path() / ("group-" + std::to_string(g));
     EXPECT_FALSE(fs::exists(group / shardFileName(0, 2)));
@@ -230,19 +238,11 @@ TEST(ZeroCheckpoint, WritesOneCheckpointPerGroup) {
 
 TEST(ZeroCheckpoint, RestoresTheCpuGenerator) {
   TempDir dir("rng");
-  runRanks(2, [&](int rank, std::shared_ptr<Collectives> comm) {
-    Net net = makeNet(7 + static_cast<std::uint64_t>(rank));
-    auto opt = optimizerFor("sgd", net->parameters());
-    ZeroEngine zero(*net, *opt, std::move(comm), optionsFor(2));
-    train(zero, net, 0, 2);
-    zero.saveCheckpoint(dir.str(), 2);
-  });
+  saveAfter(2, optionsFor(2), "sgd", dir.str(), 2);
   const auto saved = loadShard((dir.path() / "group-0" / shardFileName(0, 2)).string()).blobs;
   runRanks(3, [&](int rank, std::shared_ptr<Collectives> comm) {
-    Net net = makeNet(99 + static_cast<std::uint64_t>(rank));
-    auto opt = optimizerFor("sgd", net->parameters());
-    ZeroEngine zero(*net, *opt, std::move(comm), optionsFor(2));
-    zero.loadCheckpoint(dir.str());
+    RankEngine r(99, rank, "sgd", std::move(comm), optionsFor(2));
+    r.zero.loadCheckpoint(dir.str());
   });
   at::Tensor now = at::detail::getDefaultCPUGenerator().get_state();
   const std::vector<std::uint8_t> bytes(now.data_ptr<std::uint8_t>(),
@@ -252,13 +252,7 @@ TEST(ZeroCheckpoint, RestoresTheCpuGenerator) {
 
 TEST(ZeroCheckpoint, RejectsAnotherGroupingAndAnotherOptimizer) {
   TempDir dir("grouping");
-  runRanks(2, [&](int rank, std::shared_ptr<Collectives> comm) {
-    Net net = makeNet(7 + static_cast<std::uint64_t>(rank));
-    auto opt = optimizerFor("adam", net->parameters());
-    ZeroEngine zero(*net, *opt, std::move(comm), optionsFor(3));
-    train(zero, net, 0, 1);
-    zero.saveCheckpoint(dir.str(), 1);
-  });
+  saveAfter(2, optionsFor(3), "adam", dir.str(), 1);
   struct Attempt {
     int stage;
     std::string optimizer;
@@ -267,16 +261,14 @@ TEST(ZeroCheckpoint, RejectsAnotherGroupingAndAnotherOptimizer) {
   for (const Attempt& a : {Attempt{2, "adam", "group-0"}, Attempt{3, "sgd", "optimizer 'adam'"}}) {
     std::vector<std::string> messages(2);
     runRanks(2, [&](int rank, std::shared_ptr<Collectives> comm) {
-      Net net = makeNet(99 + static_cast<std::uint64_t>(rank));
-      auto opt = optimizerFor(a.optimizer, net->parameters());
-      ZeroEngine zero(*net, *opt, std::move(comm), optionsFor(a.stage));
-      const auto before = zero.fullParameters();
+      RankEngine r(99, rank, a.optimizer, std::move(comm), optionsFor(a.stage));
+      const auto before = r.zero.fullParameters();
       try {
-        zero.loadCheckpoint(dir.str());
+        r.zero.loadCheckpoint(dir.str());
       } catch (const ShardCheckpointError& e) {
         messages[static_cast<std::size_t>(rank)] = e.what();
       }
-      EXPECT_EQ(maxAbsDiff(zero.fullParameters(), before), 0.0);
+      EXPECT_EQ(maxAbsDiff(r.zero.fullParameters(), before), 0.0);
     });
     for (const auto& message : messages) {
       EXPECT_NE(message.find(a.expected), std::string::npos) << message;
@@ -291,13 +283,11 @@ class ZeroCheckpointCorruption : public ::testing::Test {
     a_ = std::make_unique<TempDir>("a");
     b_ = std::make_unique<TempDir>("b");
     runRanks(2, [&](int rank, std::shared_ptr<Collectives> comm) {
-      Net net = makeNet(7 + static_cast<std::uint64_t>(rank));
-      auto opt = optimizerFor("adam", net->parameters());
-      ZeroEngine zero(*net, *opt, std::move(comm), optionsFor(3));
-      train(zero, net, 0, 2);
-      zero.saveCheckpoint(a_->str(), 2);
-      train(zero, net, 2, 3);
-      zero.saveCheckpoint(b_->str(), 3);
+      RankEngine r(7, rank, "adam", std::move(comm), optionsFor(3));
+      train(r.zero, r.net, 0, 2);
+      r.zero.saveCheckpoint(a_->str(), 2);
+      train(r.zero, r.net, 2, 3);
+      r.zero.saveCheckpoint(b_->str(), 3);
     });
   }
   static void TearDownTestSuite() {
@@ -315,38 +305,36 @@ class ZeroCheckpointCorruption : public ::testing::Test {
     damage(copy.path());
     std::vector<std::string> messages(2);
     runRanks(2, [&](int rank, std::shared_ptr<Collectives> comm) {
-      Net net = makeNet(99 + static_cast<std::uint64_t>(rank));
-      auto opt = optimizerFor("adam", net->parameters());
-      ZeroEngine zero(*net, *opt, std::move(comm), optionsFor(3));
-      train(zero, net, 5, 6);
-      const auto before = zero.fullParameters();
+      RankEngine r(99, rank, "adam", std::move(comm), optionsFor(3));
+      train(r.zero, r.net, 5, 6);
+      const auto before = r.zero.fullParameters();
       // (Stage 3: the model's unit parameters have no memory between steps;
       // this rank's shards are what the engine holds.)
       std::vector<at::Tensor> shards;
-      for (const auto& shard : zero.shardParameters()) shards.push_back(shard.detach().clone());
+      for (const auto& shard : r.zero.shardParameters()) shards.push_back(shard.detach().clone());
       std::vector<at::Tensor> moments;
-      for (const auto& shard : zero.shardParameters()) {
+      for (const auto& shard : r.zero.shardParameters()) {
         auto& state = static_cast<torch::optim::AdamParamState&>(
-            *opt->state().at(c10::guts::to_string(shard.unsafeGetTensorImpl())));
+            *r.opt->state().at(c10::guts::to_string(shard.unsafeGetTensorImpl())));
         moments.push_back(state.exp_avg().clone());
       }
       try {
-        zero.loadCheckpoint(copy.str());
+        r.zero.loadCheckpoint(copy.str());
         ADD_FAILURE() << "rank " << rank << " loaded a damaged checkpoint";
       } catch (const ShardCheckpointError& e) {
         messages[static_cast<std::size_t>(rank)] = e.what();
       }
-      EXPECT_EQ(maxAbsDiff(zero.shardParameters(), shards), 0.0);
-      EXPECT_EQ(maxAbsDiff(zero.fullParameters(), before), 0.0);
+      EXPECT_EQ(maxAbsDiff(r.zero.shardParameters(), shards), 0.0);
+      EXPECT_EQ(maxAbsDiff(r.zero.fullParameters(), before), 0.0);
       std::vector<at::Tensor> after;
-      for (const auto& shard : zero.shardParameters()) {
+      for (const auto& shard : r.zero.shardParameters()) {
         auto& state = static_cast<torch::optim::AdamParamState&>(
-            *opt->state().at(c10::guts::to_string(shard.unsafeGetTensorImpl())));
+            *r.opt->state().at(c10::guts::to_string(shard.unsafeGetTensorImpl())));
         after.push_back(state.exp_avg());
       }
       EXPECT_EQ(maxAbsDiff(after, moments), 0.0);
       // The engine is still usable.
-      train(zero, net, 6, 7);
+      train(r.zero, r.net, 6, 7);
     });
     for (int r = 0; r < 2; ++r) {
       EXPECT_NE(messages[static_cast<std::size_t>(r)].find(expected), std::string::npos)
