@@ -154,19 +154,37 @@ at::Tensor lossOf(Net& net, const at::Tensor& x, const at::Tensor& y) {
   return torch::nn::functional::mse_loss(net->forward(x), y);
 }
 
-class DataParallelTrainer : public Trainer {
+// The model, Adam and an engine of type E (hearth::Engine or
+// hearth::ZeroEngine: the same loop and stats fields) over them; subclasses
+// build engine_ and report memory().
+template <typename E>
+class EngineTrainer : public Trainer {
  public:
-  DataParallelTrainer(const Settings& s, std::shared_ptr<hearth::Collectives> comm)
-      : net_(makeNet(s)), adam_(net_->parameters(), torch::optim::AdamOptions(1e-4)) {
-    hearth::EngineOptions options;
-    options.bucketCapMb = s.bucketMb;
-    options.timeout = kTimeout;
-    engine_ = std::make_unique<hearth::Engine>(*net_, adam_, std::move(comm), options);
-  }
   void step(const at::Tensor& x, const at::Tensor& y) override {
     engine_->zeroGrad();
     engine_->backward(lossOf(net_, x, y));
     engine_->step();
+  }
+  std::uint64_t wireBytes() const override { return engine_->stats().wireBytesEstimate; }
+  std::uint64_t optimizerSteps() const override { return engine_->stats().optimizerSteps; }
+
+ protected:
+  explicit EngineTrainer(const Settings& s)
+      : net_(makeNet(s)), adam_(net_->parameters(), torch::optim::AdamOptions(1e-4)) {}
+
+  Net net_;
+  torch::optim::Adam adam_;
+  std::unique_ptr<E> engine_;
+};
+
+class DataParallelTrainer : public EngineTrainer<hearth::Engine> {
+ public:
+  DataParallelTrainer(const Settings& s, std::shared_ptr<hearth::Collectives> comm)
+      : EngineTrainer(s) {
+    hearth::EngineOptions options;
+    options.bucketCapMb = s.bucketMb;
+    options.timeout = kTimeout;
+    engine_ = std::make_unique<hearth::Engine>(*net_, adam_, std::move(comm), options);
   }
   MemoryFigures memory() const override {
     MemoryFigures m;
@@ -177,30 +195,18 @@ class DataParallelTrainer : public Trainer {
     m.optimizerStateBytes = adamStateBytes(adam_);
     return m;
   }
-  std::uint64_t wireBytes() const override { return engine_->stats().wireBytesEstimate; }
-  std::uint64_t optimizerSteps() const override { return engine_->stats().optimizerSteps; }
-
- private:
-  Net net_;
-  torch::optim::Adam adam_;
-  std::unique_ptr<hearth::Engine> engine_;
 };
 
-class ZeroTrainer : public Trainer {
+class ZeroTrainer : public EngineTrainer<hearth::ZeroEngine> {
  public:
   ZeroTrainer(const Settings& s, std::shared_ptr<hearth::Collectives> comm,
               hearth::ZeroOptions options)
-      : net_(makeNet(s)), adam_(net_->parameters(), torch::optim::AdamOptions(1e-4)) {
+      : EngineTrainer(s) {
     options.timeout = kTimeout;
-    zero_ = std::make_unique<hearth::ZeroEngine>(*net_, adam_, std::move(comm), options);
-  }
-  void step(const at::Tensor& x, const at::Tensor& y) override {
-    zero_->zeroGrad();
-    zero_->backward(lossOf(net_, x, y));
-    zero_->step();
+    engine_ = std::make_unique<hearth::ZeroEngine>(*net_, adam_, std::move(comm), options);
   }
   MemoryFigures memory() const override {
-    const hearth::ZeroMemory z = zero_->memory();
+    const hearth::ZeroMemory z = engine_->memory();
     MemoryFigures m;
     m.parameterBytes = z.parameterBytes;
     m.gradientBytes = z.gradientBytes;
@@ -209,13 +215,6 @@ class ZeroTrainer : public Trainer {
     m.bucketBytes = z.bucketBytes;
     return m;
   }
-  std::uint64_t wireBytes() const override { return zero_->stats().wireBytesEstimate; }
-  std::uint64_t optimizerSteps() const override { return zero_->stats().optimizerSteps; }
-
- private:
-  Net net_;
-  torch::optim::Adam adam_;
-  std::unique_ptr<hearth::ZeroEngine> zero_;
 };
 
 // A configuration to measure. `formulaPsi(N)` is the model-state formula in
@@ -231,12 +230,17 @@ struct Variant {
 };
 
 std::vector<Variant> variants(const Settings& s) {
-  auto zero = [](int stage) {
-    return [stage](const Settings& settings, std::shared_ptr<hearth::Collectives> comm) {
+  // A ZeroTrainer at `stage`; with `dgc`, DGC inside it (see below).
+  auto zero = [](int stage, bool dgc = false) {
+    return [stage, dgc](const Settings& settings, std::shared_ptr<hearth::Collectives> comm) {
       hearth::ZeroOptions options;
       options.stage = stage;
       options.bucketCapMb = settings.bucketMb;
       options.persistBelowNumel = settings.persistBelow;
+      if (dgc) {
+        options.codec = "dgc";
+        options.codecParams = {{"density", 0.001}, {"momentum", 0.0}, {"warmup_periods", 0}};
+      }
       return std::unique_ptr<Trainer>(new ZeroTrainer(settings, std::move(comm), options));
     };
   };
@@ -252,20 +256,9 @@ std::vector<Variant> variants(const Settings& s) {
   // DGC at 0.1% inside ZeRO-2/3: the gradient reduce-scatter becomes a sparse
   // one (8-byte pairs, ~0.002 Psi per step); only the parameter allgathers
   // stay dense. With Adam, DGC runs without momentum (docs/dgc.md).
-  auto zeroDgc = [](int stage) {
-    return [stage](const Settings& settings, std::shared_ptr<hearth::Collectives> comm) {
-      hearth::ZeroOptions options;
-      options.stage = stage;
-      options.bucketCapMb = settings.bucketMb;
-      options.persistBelowNumel = settings.persistBelow;
-      options.codec = "dgc";
-      options.codecParams = {{"density", 0.001}, {"momentum", 0.0}, {"warmup_periods", 0}};
-      return std::unique_ptr<Trainer>(new ZeroTrainer(settings, std::move(comm), options));
-    };
-  };
   if (s.dgc) {
-    all.push_back({"ZeRO-2 + DGC", 2, [](int n) { return 4.0 + 12.0 / n; }, 1.002, zeroDgc(2)});
-    all.push_back({"ZeRO-3 + DGC", 3, [](int n) { return 16.0 / n; }, 2.002, zeroDgc(3)});
+    all.push_back({"ZeRO-2 + DGC", 2, [](int n) { return 4.0 + 12.0 / n; }, 1.002, zero(2, true)});
+    all.push_back({"ZeRO-3 + DGC", 3, [](int n) { return 16.0 / n; }, 2.002, zero(3, true)});
   }
   std::vector<Variant> chosen;
   for (auto& v : all) {
@@ -436,15 +429,12 @@ int main(int argc, char** argv) {
 
     TableContext table;
     table.world = world;
-    {
-      std::int64_t psi = 0;
-      for (const auto& p : makeNet(s)->parameters()) psi += p.numel();
-      table.psi = static_cast<double>(psi);
-    }
-    std::int64_t persistent = 0;
+    std::int64_t psi = 0, persistent = 0;
     for (const auto& p : makeNet(s)->parameters()) {
+      psi += p.numel();
       if (static_cast<std::size_t>(p.numel()) < s.persistBelow) persistent += p.numel();
     }
+    table.psi = static_cast<double>(psi);
     if (ctx.isRank0()) {
       std::printf(
           "bench_zero: %d ranks, backend %s, %d blocks x width %lld: %.0f params (Ψ), "
