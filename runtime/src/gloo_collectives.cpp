@@ -300,38 +300,21 @@ class GlooCollectives final : public Collectives {
     return Range{bounds[at], bounds[at + 1]};
   }
 
+  [[noreturn]] void failUsage(const char* op, const std::string& why) const {
+    throw CollectiveUsageError("gloo " + std::string(op) + ": rank " + std::to_string(rank()) +
+                               ": " + why);
+  }
+
   void checkBounds(const char* op, const std::vector<std::size_t>& bounds) const {
     throwIfAborted(op);
-    auto fail = [&](const std::string& why) {
-      throw CollectiveUsageError("gloo " + std::string(op) + ": rank " + std::to_string(rank()) +
-                                 ": bad bounds: " + why);
-    };
-    if (bounds.size() != std::size_t(worldSize()) + 1) {
-      fail(std::to_string(bounds.size()) + " offsets for a group of " +
-           std::to_string(worldSize()));
-    }
-    if (bounds[0] != 0) fail("bounds[0] is " + std::to_string(bounds[0]));
-    for (std::size_t i = 1; i < bounds.size(); ++i) {
-      if (bounds[i] < bounds[i - 1]) fail("they decrease at offset " + std::to_string(i));
-    }
+    const std::string why = boundsProblem(bounds, worldSize());
+    if (!why.empty()) failUsage(op, why);
   }
 
   void checkPairs(const char* op, const std::vector<std::uint32_t>& indices,
                   const std::vector<float>& values, std::size_t n) const {
-    auto fail = [&](const std::string& why) {
-      throw CollectiveUsageError("gloo " + std::string(op) + ": rank " + std::to_string(rank()) +
-                                 ": " + why);
-    };
-    if (indices.size() != values.size()) {
-      fail(std::to_string(indices.size()) + " indices but " + std::to_string(values.size()) +
-           " values");
-    }
-    for (std::size_t i = 0; i < indices.size(); ++i) {
-      if (indices[i] >= n) fail("index " + std::to_string(indices[i]) + " is outside the range");
-      if (i > 0 && indices[i] <= indices[i - 1]) {
-        fail("indices are not strictly increasing at position " + std::to_string(i));
-      }
-    }
+    const std::string why = sparsePairsProblem(indices, values.size(), n);
+    if (!why.empty()) failUsage(op, why);
   }
 
   // Pairs [begin, end) as (index, value bits) words.
@@ -344,21 +327,6 @@ class GlooCollectives final : public Collectives {
       std::memcpy(&words[2 * (i - begin) + 1], &values[i], sizeof(float));
     }
     return words;
-  }
-
-  // Adds, per index, the sum of `pairs` (each source's pairs, in rank order)
-  // to owned[index - lo].
-  static void addRankOrderedSums(std::vector<std::pair<std::uint32_t, float>>& pairs,
-                                 std::size_t lo, float* owned) {
-    std::stable_sort(pairs.begin(), pairs.end(),
-                     [](const auto& a, const auto& b) { return a.first < b.first; });
-    for (std::size_t i = 0; i < pairs.size();) {
-      float sum = pairs[i].second;
-      std::size_t j = i + 1;
-      for (; j < pairs.size() && pairs[j].first == pairs[i].first; ++j) sum += pairs[j].second;
-      owned[pairs[i].first - lo] += sum;
-      i = j;
-    }
   }
 
   template <typename Launch>

@@ -34,21 +34,6 @@ MeshBytes encodePairs(const Index* indices, const float* values, std::size_t cou
 template <typename Index>
 using Pairs = std::vector<std::pair<Index, float>>;
 
-// Adds, per index, the sum of `pairs` (in their order) to owned[index - lo].
-// REQUIRES: pairs hold each source's pairs in rank order.
-template <typename Index>
-void addRankOrderedSums(Pairs<Index>& pairs, std::size_t lo, float* owned) {
-  std::stable_sort(pairs.begin(), pairs.end(),
-                   [](const auto& a, const auto& b) { return a.first < b.first; });
-  for (std::size_t i = 0; i < pairs.size();) {
-    float sum = pairs[i].second;
-    std::size_t j = i + 1;
-    for (; j < pairs.size() && pairs[j].first == pairs[i].first; ++j) sum += pairs[j].second;
-    owned[pairs[i].first - lo] += sum;
-    i = j;
-  }
-}
-
 }  // namespace
 
 template <typename Index>

@@ -16,11 +16,13 @@
 //   on this rank fail promptly with CollectiveAborted. It never blocks.
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace hearth {
@@ -162,6 +164,24 @@ std::string sparsePairsProblem(const std::vector<Index>& indices, std::size_t va
     }
   }
   return "";
+}
+
+// The sparse reduce-scatter's sum, shared so that every backend adds in the
+// same order (bitwise equal results): per index, the values of `pairs` in
+// their order, then that sum added to owned[index - lo]. REQUIRES: pairs
+// hold each source's (index, value) pairs, sources in rank order, and every
+// index is in [lo, lo + size of owned). Sorts `pairs` (stable) by index.
+template <class Index>
+void addRankOrderedSums(std::vector<std::pair<Index, float>>& pairs, std::size_t lo, float* owned) {
+  std::stable_sort(pairs.begin(), pairs.end(),
+                   [](const auto& a, const auto& b) { return a.first < b.first; });
+  for (std::size_t i = 0; i < pairs.size();) {
+    float sum = pairs[i].second;
+    std::size_t j = i + 1;
+    for (; j < pairs.size() && pairs[j].first == pairs[i].first; ++j) sum += pairs[j].second;
+    owned[pairs[i].first - lo] += sum;
+    i = j;
+  }
 }
 
 }  // namespace hearth
