@@ -14,24 +14,34 @@ export HEARTH_JOIN_TOKEN=bench-$$
 relays=()
 trap 'for r in "${relays[@]}"; do kill "$r" 2>/dev/null || true; done' EXIT
 
-start_relay() {  # run_id world_size -> prints HOST:PORT
+# Starts a relay in this shell (so that its PID lands in `relays` and the
+# trap stops it; a $(...) subshell would lose it) and sets RELAY_ENDPOINT to
+# its HOST:PORT.
+start_relay() {  # run_id world_size
   local log
   log=$(mktemp)
   "$BUILD_DIR/transport/hearth-relay" --run-id "$1" --world-size "$2" \
     --token-env HEARTH_JOIN_TOKEN >"$log" 2>&1 &
   relays+=($!)
   for _ in $(seq 1 50); do grep -q "listening on" "$log" && break; sleep 0.1; done
-  sed -n 's/.*listening on tcp:\/\///p' "$log" | head -1
+  RELAY_ENDPOINT=$(sed -n 's/.*listening on tcp:\/\///p' "$log" | head -1)
   rm -f "$log"
+  if [ -z "$RELAY_ENDPOINT" ]; then
+    echo "bench_transport.sh: hearth-relay for run $1 did not start" >&2
+    exit 1
+  fi
 }
 
 paths=0
 for arg in "$@"; do [ "$arg" = --paths ] && paths=1; done
 for n in ${RANKS:-2 4}; do
-  endpoint=$(start_relay bench$n "$n")
+  start_relay bench$n "$n"
+  endpoint=$RELAY_ENDPOINT
   if [ "$paths" = 1 ]; then
-    HEARTH_BENCH_RELAYED=$(start_relay bench$n-relayed "$n")
-    HEARTH_BENCH_DIRECT=$(start_relay bench$n-direct "$n")
+    start_relay bench$n-relayed "$n"
+    HEARTH_BENCH_RELAYED=$RELAY_ENDPOINT
+    start_relay bench$n-direct "$n"
+    HEARTH_BENCH_DIRECT=$RELAY_ENDPOINT
     export HEARTH_BENCH_RELAYED HEARTH_BENCH_DIRECT
   fi
   "$BUILD_DIR/runtime/launcher/hearthrun" --nproc-per-node "$n" --rdzv-backend hearth \
