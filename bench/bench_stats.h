@@ -36,27 +36,47 @@ inline double slowestRank(Collectives& collectives, double value, Millis timeout
   return slowest;
 }
 
-// Milliseconds of `op`: one warm-up run, then `iterations` timed runs; before
-// each, `data` is filled with `rank` + 1 and the ranks of `c` meet at a
-// barrier; after each, `check()` (which throws on a wrong result). Returns the
-// middle of the sorted times (the upper of the two middle ones for an even
-// count).
+// The timed runs of medianRunMs for several backends at once, interleaved
+// (round i runs op(0), op(1), ... in turn), so that a machine whose load
+// drifts during the benchmark slows every backend alike. Before each run
+// `data` is filled with `rank` + 1 and the ranks meet at a barrier of that
+// backend; after it, check(b) throws on a wrong result. Returns one median
+// per backend (the upper middle value for an even count).
+inline std::vector<double> interleavedMedianRunMs(const std::vector<Collectives*>& backends,
+                                                  std::vector<float>& data, int rank,
+                                                  int iterations, Millis timeout,
+                                                  const std::function<void(std::size_t)>& op,
+                                                  const std::function<void(std::size_t)>& check) {
+  std::vector<std::vector<double>> ms(backends.size());
+  for (int i = 0; i < iterations + 1; ++i) {
+    for (std::size_t b = 0; b < backends.size(); ++b) {
+      std::fill(data.begin(), data.end(), float(rank + 1));
+      backends[b]->barrier(timeout);
+      const auto start = std::chrono::steady_clock::now();
+      op(b);
+      const double elapsed = std::chrono::duration<double, std::milli>(
+                                 std::chrono::steady_clock::now() - start)
+                                 .count();
+      check(b);
+      if (i > 0) ms[b].push_back(elapsed);  // the first round warms up
+    }
+  }
+  std::vector<double> medians;
+  for (auto& sample : ms) {
+    std::sort(sample.begin(), sample.end());
+    medians.push_back(sample[sample.size() / 2]);
+  }
+  return medians;
+}
+
+// Milliseconds of `op` on one backend: one warm-up run, then `iterations`
+// timed runs, each prepared and checked as above; the median.
 inline double medianRunMs(Collectives& c, std::vector<float>& data, int rank, int iterations,
                           Millis timeout, const std::function<void()>& op,
                           const std::function<void()>& check) {
-  std::vector<double> ms;
-  for (int i = 0; i < iterations + 1; ++i) {
-    std::fill(data.begin(), data.end(), float(rank + 1));
-    c.barrier(timeout);
-    const auto start = std::chrono::steady_clock::now();
-    op();
-    const double elapsed =
-        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
-    check();
-    if (i > 0) ms.push_back(elapsed);  // the first one warms up
-  }
-  std::sort(ms.begin(), ms.end());
-  return ms[ms.size() / 2];
+  return interleavedMedianRunMs(
+      {&c}, data, rank, iterations, timeout, [&](std::size_t) { op(); },
+      [&](std::size_t) { check(); })[0];
 }
 
 }  // namespace hearth::bench

@@ -52,26 +52,41 @@ using hearth::bench::slowestRank;
 
 using Clock = std::chrono::steady_clock;
 
-// ---- point-to-point: rank 0 sends one message, rank 1 answers a 1-byte ack ----
+// ---- point-to-point, rank 0 -> rank 1, in two forms ----
+// round trip: one message, then a 1-byte ack (latency-bound for small sizes);
+// stream: `count` messages back to back, then one ack (throughput: the time
+// per message). Each call is one timed iteration; rank 0 returns its ms (per
+// message for a stream), rank 1 returns 0. Messages are built before the clock
+// starts; the receiver gets a fresh buffer per message on every path.
 
-double meshP2pMs(hearth::Mesh& mesh, std::size_t bytes, int iterations, hearth::Millis timeout) {
-  std::vector<double> ms;
-  const hearth::MeshTag tag = 0x7000;
-  for (int i = 0; i < iterations + 1; ++i) {
-    if (mesh.rank() == 0) {
-      hearth::MeshBytes message(bytes, static_cast<std::uint8_t>(i));
-      const auto start = Clock::now();
-      mesh.send(1, tag, std::move(message), timeout);
-      mesh.recv(1, tag + 1, timeout);
-      if (i > 0)
-        ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - start).count());
-    } else if (mesh.rank() == 1) {
-      const auto got = mesh.recv(0, tag, timeout);
-      if (got.size() != bytes) throw std::runtime_error("p2p: wrong message size");
-      mesh.send(0, tag + 1, hearth::MeshBytes(1), timeout);
+constexpr hearth::MeshTag kP2pTag = 0x7000;
+
+double msSince(Clock::time_point start) {
+  return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+}
+
+double meshP2pMs(hearth::Mesh& mesh, std::size_t bytes, int count, hearth::Millis timeout) {
+  if (mesh.rank() == 0) {
+    std::vector<hearth::MeshBytes> messages;
+    for (int m = 0; m < count; ++m) messages.emplace_back(bytes, static_cast<std::uint8_t>(m));
+    std::vector<std::unique_ptr<hearth::MeshRequest>> sends;
+    const auto start = Clock::now();
+    for (auto& message : messages) sends.push_back(mesh.isend(1, kP2pTag, std::move(message)));
+    for (auto& send : sends) {
+      if (!send->wait(timeout)) throw std::runtime_error("p2p: send timed out");
     }
+    mesh.recv(1, kP2pTag + 1, timeout);
+    return msSince(start) / count;
   }
-  return ms.empty() ? 0 : median(ms);
+  if (mesh.rank() == 1) {
+    for (int m = 0; m < count; ++m) {
+      if (mesh.recv(0, kP2pTag, timeout).size() != bytes) {
+        throw std::runtime_error("p2p: wrong message size");
+      }
+    }
+    mesh.send(0, kP2pTag + 1, hearth::MeshBytes(1), timeout);
+  }
+  return 0;
 }
 
 void writeAll(int fd, const void* data, std::size_t n) {
@@ -125,28 +140,53 @@ int rawTcpPair(int rank, int port) {
   return fd;
 }
 
-double rawP2pMs(int fd, int rank, std::size_t bytes, int iterations) {
-  std::vector<double> ms;
-  std::vector<char> buffer(bytes);
-  for (int i = 0; i < iterations + 1; ++i) {
-    std::uint64_t size = bytes;
-    char ack = 0;
-    if (rank == 0) {
-      std::fill(buffer.begin(), buffer.end(), static_cast<char>(i));
-      const auto start = Clock::now();
+// Rank 0 sends messages[0, count): distinct buffers, like the Mesh's (one
+// buffer sent again and again would stay in the cache).
+double rawP2pMs(int fd, int rank, const std::vector<std::vector<char>>& messages, int count) {
+  std::uint64_t size = messages.front().size();
+  char ack = 0;
+  if (rank == 0) {
+    const auto start = Clock::now();
+    for (int m = 0; m < count; ++m) {
       writeAll(fd, &size, sizeof size);
-      writeAll(fd, buffer.data(), bytes);
-      readAll(fd, &ack, 1);
-      if (i > 0)
-        ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - start).count());
-    } else {
-      readAll(fd, &size, sizeof size);
-      std::vector<char> received(size);  // like the Mesh, hand out a fresh buffer
-      readAll(fd, received.data(), size);
-      writeAll(fd, &ack, 1);
+      writeAll(fd, messages[m].data(), size);
     }
+    readAll(fd, &ack, 1);
+    return msSince(start) / count;
   }
-  return ms.empty() ? 0 : median(ms);
+  for (int m = 0; m < count; ++m) {
+    readAll(fd, &size, sizeof size);
+    std::vector<char> received(size);  // like the Mesh, hand out a fresh buffer
+    readAll(fd, received.data(), size);
+  }
+  writeAll(fd, &ack, 1);
+  return 0;
+}
+
+// Messages per timed stream: about 32 MiB, at least 4 and at most 512.
+int streamCount(std::size_t bytes) {
+  return static_cast<int>(std::clamp<std::size_t>((32u << 20) / std::max<std::size_t>(bytes, 1), 4, 512));
+}
+
+// Medians over `iterations` of raw TCP, the direct and the relayed Mesh for
+// one size and form (count = 1: round trip), interleaved per iteration.
+struct P2pMedians {
+  double tcp, direct, relay;
+};
+P2pMedians p2pMedians(int fd, hearth::Mesh& direct, hearth::Mesh& relayed, int rank,
+                      std::size_t bytes, int count, int iterations, hearth::Millis timeout) {
+  std::vector<double> tcp, dir, rel;
+  std::vector<std::vector<char>> messages(rank == 0 ? count : 1, std::vector<char>(bytes, 1));
+  for (int i = 0; i < iterations + 1; ++i) {  // the first round warms up
+    const double t = rank < 2 ? rawP2pMs(fd, rank, messages, count) : 0;
+    const double d = meshP2pMs(direct, bytes, count, timeout);
+    const double r = meshP2pMs(relayed, bytes, count, timeout);
+    if (i == 0) continue;
+    tcp.push_back(t);
+    dir.push_back(d);
+    rel.push_back(r);
+  }
+  return {median(tcp), median(dir), median(rel)};
 }
 
 std::shared_ptr<hearth::Mesh> joinBenchRun(const char* relayEnv, const std::string& runId,
@@ -168,17 +208,20 @@ std::shared_ptr<hearth::Mesh> joinBenchRun(const char* relayEnv, const std::stri
   return hearth::connectZmqMesh(options);
 }
 
+// Throws unless data holds the sum of every rank's (rank + 1).
+void checkSum(hearth::Collectives& c, const std::vector<float>& data, int world) {
+  const float expected = float(world) * float(world + 1) / 2;
+  if (data.front() != expected || data.back() != expected) {
+    throw std::runtime_error(c.backendName() + ": wrong sum " + std::to_string(data.front()));
+  }
+}
+
 double medianMs(hearth::Collectives& c, std::vector<float>& data, int rank, int world,
                 int iterations, hearth::Millis timeout) {
   return hearth::bench::medianRunMs(
       c, data, rank, iterations, timeout,
       [&] { c.allreduceSum(data.data(), data.size(), timeout); },
-      [&] {
-        const float expected = float(world) * float(world + 1) / 2;
-        if (data.front() != expected || data.back() != expected) {
-          throw std::runtime_error(c.backendName() + ": wrong sum " + std::to_string(data.front()));
-        }
-      });
+      [&] { checkSum(c, data, world); });
 }
 
 }  // namespace
@@ -239,31 +282,41 @@ int main(int argc, char** argv) {
       if (rank == 0) {
         std::printf("bench_transport --paths: %d ranks, %d iterations (median)\n", world,
                     iterations);
-        std::printf("point-to-point rank 0 -> 1 (one message + 1-byte ack):\n");
-        std::printf("%10s | %10s %10s %10s | %12s %12s %12s | %8s %8s\n", "KiB", "tcp ms",
-                    "direct ms", "relay ms", "tcp Gbit/s", "direct Gb/s", "relay Gb/s", "dir/tcp",
-                    "rel/tcp");
+        std::printf(
+            "point-to-point rank 0 -> 1; round trip = one message + 1-byte ack, stream = "
+            "messages back to back + one ack (Gbit/s); %% = x / raw TCP:\n");
+        std::printf("%10s | %9s %9s %9s %7s %7s | %9s %9s %9s %7s %7s\n", "KiB", "rt tcp ms",
+                    "direct", "relay", "dir %", "rel %", "st tcp", "direct", "relay", "dir %",
+                    "rel %");
       }
       const int fd = world > 1 && rank < 2 ? rawTcpPair(rank, ctx.env.masterPort + 2) : -1;
       for (double kib : p2pKib) {
         const auto bytes = static_cast<std::size_t>(kib * 1024);
         if (world < 2) break;
-        const double tcpMs = rank < 2 ? rawP2pMs(fd, rank, bytes, iterations) : 0;
         ctx.collectives->barrier(timeout);
-        const double directMs = meshP2pMs(*direct, bytes, iterations, timeout);
+        const P2pMedians trip = p2pMedians(fd, *direct, *relayed, rank, bytes, 1, iterations, timeout);
         ctx.collectives->barrier(timeout);
-        const double relayMs = meshP2pMs(*relayed, bytes, iterations, timeout);
+        const int count = streamCount(bytes);
+        const P2pMedians stream =
+            p2pMedians(fd, *direct, *relayed, rank, bytes, count, iterations, timeout);
         ctx.collectives->barrier(timeout);
         if (rank == 0) {
           const double bits = double(bytes) * 8;
-          std::printf("%10.0f | %10.3f %10.3f %10.3f | %12.2f %12.2f %12.2f | %7.0f%% %7.0f%%\n",
-                      kib, tcpMs, directMs, relayMs, bits / tcpMs / 1e6, bits / directMs / 1e6,
-                      bits / relayMs / 1e6, 100 * tcpMs / directMs, 100 * tcpMs / relayMs);
+          std::printf(
+              "%10.0f | %9.3f %9.3f %9.3f %6.0f%% %6.0f%% | %9.2f %9.2f %9.2f %6.0f%% %6.0f%%\n",
+              kib, trip.tcp, trip.direct, trip.relay, 100 * trip.tcp / trip.direct,
+              100 * trip.tcp / trip.relay, bits / stream.tcp / 1e6, bits / stream.direct / 1e6,
+              bits / stream.relay / 1e6, 100 * stream.tcp / stream.direct,
+              100 * stream.tcp / stream.relay);
           std::cout << nlohmann::json{{"bench", "transport_p2p"},
                                       {"kib", kib},
-                                      {"tcp_ms", tcpMs},
-                                      {"direct_ms", directMs},
-                                      {"relay_ms", relayMs}}
+                                      {"tcp_ms", trip.tcp},
+                                      {"direct_ms", trip.direct},
+                                      {"relay_ms", trip.relay},
+                                      {"stream_messages", count},
+                                      {"stream_tcp_ms", stream.tcp},
+                                      {"stream_direct_ms", stream.direct},
+                                      {"stream_relay_ms", stream.relay}}
                            .dump()
                     << std::endl;
         }
@@ -281,16 +334,15 @@ int main(int argc, char** argv) {
       }
       for (double mb : sizesMb) {
         std::vector<float> data(static_cast<std::size_t>(mb * (1 << 20) / sizeof(float)));
-        const double glooMs =
-            gloo ? slowestRank(*ctx.collectives,
-                               medianMs(*gloo, data, rank, world, iterations, timeout), timeout)
-                 : 0;
-        const double directMs =
-            slowestRank(*ctx.collectives,
-                        medianMs(*directColl, data, rank, world, iterations, timeout), timeout);
-        const double relayMs =
-            slowestRank(*ctx.collectives,
-                        medianMs(*relayedColl, data, rank, world, iterations, timeout), timeout);
+        std::vector<hearth::Collectives*> backends{directColl.get(), relayedColl.get()};
+        if (gloo) backends.push_back(gloo.get());
+        const std::vector<double> ms = hearth::bench::interleavedMedianRunMs(
+            backends, data, rank, iterations, timeout,
+            [&](std::size_t b) { backends[b]->allreduceSum(data.data(), data.size(), timeout); },
+            [&](std::size_t b) { checkSum(*backends[b], data, world); });
+        const double directMs = slowestRank(*ctx.collectives, ms[0], timeout);
+        const double relayMs = slowestRank(*ctx.collectives, ms[1], timeout);
+        const double glooMs = gloo ? slowestRank(*ctx.collectives, ms[2], timeout) : 0;
         if (rank == 0) {
           const double busBits = 2.0 * (world - 1) / world * double(data.size()) * 4 * 8;
           std::printf("%10.1f | %10.2f %10.2f %10.2f | %10.2f %10.2f %10.2f | %7.2fx %7.2fx\n", mb,

@@ -76,16 +76,20 @@ void Call::finishSends() {
 }
 
 MeshBytes floatsToBytes(const float* data, std::size_t count) {
-  MeshBytes bytes(count * sizeof(float));
-  if (count > 0) std::memcpy(bytes.data(), data, bytes.size());
-  return bytes;
+  // The range constructor copies straight into the new buffer (no zero fill).
+  const auto* first = reinterpret_cast<const std::uint8_t*>(data);
+  return MeshBytes(first, first + count * sizeof(float));
 }
 
 void bytesToFloats(const MeshBytes& bytes, float* out, std::size_t count) {
   if (count > 0) std::memcpy(out, bytes.data(), count * sizeof(float));
 }
 
-void addFloatsIntoBytes(const float* own, MeshBytes& bytes, std::size_t count) {
+namespace {
+// bytes[i] += own[i] for i < count (floats at any alignment in bytes); with
+// StoreSum also own[i] = the sum, in the same pass.
+template <bool StoreSum>
+void addFloats(float* own, MeshBytes& bytes, std::size_t count) {
   std::uint8_t* at = bytes.data();
   constexpr std::size_t kBlock = 16;  // fixed-size inner loops: vectorized
   float sum[kBlock];
@@ -94,12 +98,24 @@ void addFloatsIntoBytes(const float* own, MeshBytes& bytes, std::size_t count) {
     std::memcpy(sum, at + i * sizeof(float), sizeof sum);
     for (std::size_t j = 0; j < kBlock; ++j) sum[j] = sum[j] + own[i + j];
     std::memcpy(at + i * sizeof(float), sum, sizeof sum);
+    if constexpr (StoreSum) std::memcpy(own + i, sum, sizeof sum);
   }
   for (; i < count; ++i) {
     std::memcpy(sum, at + i * sizeof(float), sizeof(float));
     sum[0] = sum[0] + own[i];
     std::memcpy(at + i * sizeof(float), sum, sizeof(float));
+    if constexpr (StoreSum) own[i] = sum[0];
   }
+}
+}  // namespace
+
+void addFloatsIntoBytes(const float* own, MeshBytes& bytes, std::size_t count) {
+  // StoreSum=false never writes own.
+  addFloats<false>(const_cast<float*>(own), bytes, count);  // NOLINT(cppcoreguidelines-pro-type-const-cast)
+}
+
+void addFloatsIntoBoth(float* own, MeshBytes& bytes, std::size_t count) {
+  addFloats<true>(own, bytes, count);
 }
 
 std::vector<std::size_t> meshBounds(std::size_t n, int worldSize) {

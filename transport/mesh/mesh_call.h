@@ -74,6 +74,8 @@ void bytesToFloats(const MeshBytes& bytes, float* out, std::size_t count);
 // The float f at bytes[4i] becomes f + own[i] for i < count, in place in the
 // message (any alignment). REQUIRES: bytes.size() >= count * sizeof(float).
 void addFloatsIntoBytes(const float* own, MeshBytes& bytes, std::size_t count);
+// The same sums, also stored into own[0, count) in the same pass.
+void addFloatsIntoBoth(float* own, MeshBytes& bytes, std::size_t count);
 // Throws CollectiveUsageError naming the call unless got == want.
 void expectSize(const Call& call, int peer, std::size_t got, std::size_t want);
 
@@ -95,7 +97,7 @@ enum class RingWork {
 
 // Ring reduce-scatter and/or allgather over data[0, bounds.back()), in place,
 // chunked and pipelined; only chunk-sized temporaries. REQUIRES: checkBounds.
-// Uses phases 0 (reduce) and 1 (gather).
+// Uses phases 0 and 2 (reduce: later steps, step 0) and 1 and 3 (gather).
 void ringCollective(Call& call, float* data, const std::vector<std::size_t>& bounds, RingWork work);
 
 // Chain broadcast of data[0, bytes) from root. Uses phase 0.

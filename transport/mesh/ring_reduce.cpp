@@ -17,6 +17,52 @@ namespace hearth {
 namespace mesh_detail {
 namespace {
 
+// How many chunks of its own segment a rank sends ahead of what it has
+// received in step 0: enough to keep every link busy, few enough that the
+// bytes in flight (and the buffers behind them) stay a few chunks per link
+// instead of the whole segment, so they are reused hot instead of faulted in.
+constexpr std::size_t kOwnChunksAhead = 4;
+
+// Sends one segment of our own values chunk by chunk, at most
+// kOwnChunksAhead chunks ahead of the receives that pace it.
+class OwnSegmentSender {
+ public:
+  OwnSegmentSender(Call& call, const float* data, MeshRange seg, std::size_t chunkElems, int to,
+                   MeshTag tag)
+      : call_(call), data_(data), seg_(seg), chunkElems_(chunkElems), to_(to), tag_(tag) {}
+
+  void start() { sendChunks(kOwnChunksAhead); }
+  // One chunk received: one more may go.
+  void paced() { sendChunks(1); }
+  // Everything not sent yet.
+  void finish() { sendChunks(chunkCount(seg_.size(), chunkElems_)); }
+
+ private:
+  void sendChunks(std::size_t count) {
+    for (; count > 0 && next_ < seg_.size(); --count, next_ += chunkElems_) {
+      const std::size_t n = std::min(chunkElems_, seg_.size() - next_);
+      call_.send(to_, tag_, floatsToBytes(data_ + seg_.lo + next_, n));
+    }
+  }
+
+  Call& call_;
+  const float* data_;
+  MeshRange seg_;
+  std::size_t chunkElems_;
+  int to_;
+  MeshTag tag_;
+  std::size_t next_ = 0;
+};
+
+// Step 0 of a ring phase (own values, paced) and the later steps (forwarded
+// chunks) travel on different tags: both go to the same neighbour
+// interleaved, and the receiver takes each in its own order.
+struct StepTags {
+  MeshTag first;
+  MeshTag later;
+  MeshTag of(int step) const { return step == 0 ? first : later; }
+};
+
 struct Ring {
   Call& call;
   float* data;
@@ -31,8 +77,8 @@ struct Ring {
     const int at = ringRank(s, worldSize);
     return MeshRange{bounds[at], bounds[at + 1]};
   }
-  void sendChunk(MeshTag tag, std::size_t lo, std::size_t n) {
-    call.send(right, tag, floatsToBytes(data + lo, n));
+  OwnSegmentSender ownSender(MeshTag tag, int s) const {
+    return OwnSegmentSender(call, data, segment(s), chunkElems, right, tag);
   }
   // The next chunk of n floats from the left neighbour.
   MeshBytes recvChunk(MeshTag tag, std::size_t n) {
@@ -40,16 +86,12 @@ struct Ring {
     expectSize(call, left, msg.size(), n * sizeof(float));
     return msg;
   }
-  void sendSegment(MeshTag tag, const MeshRange& seg) {
-    for (std::size_t off = 0; off < seg.size(); off += chunkElems) {
-      sendChunk(tag, seg.lo + off, std::min(chunkElems, seg.size() - off));
-    }
-  }
 
   // Reduce-scatter; with startGather every finished chunk also goes out on
-  // gatherTag (the allgather's step 0).
-  void reduceScatter(MeshTag reduceTag, bool startGather, MeshTag gatherTag) {
-    sendSegment(reduceTag, segment(rank - 1));  // step 0: our own values
+  // gather.first (the allgather's step 0).
+  void reduceScatter(const StepTags& reduce, bool startGather, const StepTags& gather) {
+    OwnSegmentSender own = ownSender(reduce.first, rank - 1);  // step 0: our own values
+    own.start();
     for (int step = 0; step < worldSize - 1; ++step) {
       const MeshRange seg = segment(rank - step - 2);
       const bool last = step == worldSize - 2;
@@ -58,32 +100,37 @@ struct Ring {
         // The partial sum arrives in msg; adding our values into it lets the
         // same buffer travel on (the Mesh may hand over its receive buffer:
         // no copy, no allocation). Only the finished sum lands in data.
-        MeshBytes msg = recvChunk(reduceTag, n);
-        float* own = data + seg.lo + off;
-        addFloatsIntoBytes(own, msg, n);
+        MeshBytes msg = recvChunk(reduce.of(step), n);
+        if (step == 0) own.paced();
+        float* mine = data + seg.lo + off;
         if (!last) {
-          call.send(right, reduceTag, std::move(msg));
+          addFloatsIntoBytes(mine, msg, n);
+          call.send(right, reduce.later, std::move(msg));
           continue;
         }
-        bytesToFloats(msg, own, n);
-        if (startGather) call.send(right, gatherTag, std::move(msg));
+        addFloatsIntoBoth(mine, msg, n);
+        if (startGather) call.send(right, gather.first, std::move(msg));
       }
+      if (step == 0) own.finish();
     }
   }
 
   // Allgather; step 0's sends (our own segment) already went out unless
   // sendOwn.
-  void allgather(MeshTag gatherTag, bool sendOwn) {
-    if (sendOwn) sendSegment(gatherTag, segment(rank));
+  void allgather(const StepTags& gather, bool sendOwn) {
+    OwnSegmentSender own = ownSender(gather.first, rank);
+    if (sendOwn) own.start();
     for (int step = 0; step < worldSize - 1; ++step) {
       const MeshRange seg = segment(rank - step - 1);
       const bool last = step == worldSize - 2;
       for (std::size_t off = 0; off < seg.size(); off += chunkElems) {
         const std::size_t n = std::min(chunkElems, seg.size() - off);
-        MeshBytes msg = recvChunk(gatherTag, n);
+        MeshBytes msg = recvChunk(gather.of(step), n);
+        if (sendOwn && step == 0) own.paced();
         bytesToFloats(msg, data + seg.lo + off, n);
-        if (!last) call.send(right, gatherTag, std::move(msg));
+        if (!last) call.send(right, gather.later, std::move(msg));
       }
+      if (sendOwn && step == 0) own.finish();
     }
   }
 };
@@ -103,18 +150,18 @@ void ringCollective(Call& call, float* data, const std::vector<std::size_t>& bou
             ringRank(rank - 1, worldSize),
             ringRank(rank + 1, worldSize),
             std::max<std::size_t>(1, call.chunkBytes() / sizeof(float))};
-  const MeshTag reduceTag = call.tag(0);
-  const MeshTag gatherTag = call.tag(1);
+  const StepTags reduce{call.tag(2), call.tag(0)};
+  const StepTags gather{call.tag(3), call.tag(1)};
   switch (work) {
     case RingWork::kReduceScatter:
-      ring.reduceScatter(reduceTag, false, gatherTag);
+      ring.reduceScatter(reduce, false, gather);
       break;
     case RingWork::kAllgather:
-      ring.allgather(gatherTag, true);
+      ring.allgather(gather, true);
       break;
     case RingWork::kAllreduce:
-      ring.reduceScatter(reduceTag, true, gatherTag);
-      ring.allgather(gatherTag, false);
+      ring.reduceScatter(reduce, true, gather);
+      ring.allgather(gather, false);
       break;
   }
   call.finishSends();
