@@ -29,6 +29,7 @@
 
 #include "../common/mesh_core.h"
 #include "hearth/transport/curve_keys.h"
+#include "message_buffer_malloc.h"
 #include "zmq_monitor.h"
 #include "zmq_wire.h"
 
@@ -255,6 +256,15 @@ class Core {
     return st;
   }
 
+  void log(const std::string& line) {
+    const std::string full = "hearth zmq mesh rank " + std::to_string(rank_) + ": " + line;
+    if (options_.log) {
+      options_.log(full);
+    } else {
+      std::cerr << full << std::endl;
+    }
+  }
+
   // The mutex guarding every RequestState of this core.
   std::mutex& mutex() { return mu_; }
 
@@ -321,15 +331,6 @@ class Core {
 
  private:
   bool curve() const { return !options_.relayPublicKey.empty(); }
-
-  void log(const std::string& line) {
-    const std::string full = "hearth zmq mesh rank " + std::to_string(rank_) + ": " + line;
-    if (options_.log) {
-      options_.log(full);
-    } else {
-      std::cerr << full << std::endl;
-    }
-  }
 
   void setSocketDefaults(zmq::socket_t& socket) {
     socket.set(zmq::sockopt::sndhwm, 0);
@@ -1876,7 +1877,10 @@ std::unique_ptr<Mesh> connectZmqMesh(const ZmqMeshOptions& options) {
     }
   }
   auto mesh = std::make_unique<ZmqMesh>(options, std::move(nodeKeys));
+  bool firstMesh = false;
+  const std::string mallocDecision = zmqwire::keepMessageBuffersMapped(&firstMesh);
   mesh->waitJoined();  // on failure the destructor aborts and joins the I/O thread
+  if (firstMesh && mesh->rank() == 0) mesh->core().log(mallocDecision);  // once per run is enough
   return mesh;
 }
 

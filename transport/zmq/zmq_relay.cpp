@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "hearth/transport/curve_keys.h"
+#include "message_buffer_malloc.h"
 #include "zmq_wire.h"
 
 namespace hearth {
@@ -90,6 +91,9 @@ class ZmqRelay::Impl {
   void requestStop() { stopRequested_.store(true); }
 
   void start() {
+    bool first = false;
+    const std::string mallocDecision = zmqwire::keepMessageBuffersMapped(&first);
+    if (first) log("hearth relay: " + mallocDecision);
     thread_ = std::thread([this] { run(); });
   }
 

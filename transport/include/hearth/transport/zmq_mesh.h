@@ -22,6 +22,13 @@
 //   (payload not copied: libzmq takes the buffer). Sends to self never touch
 //   the network. High-water marks are 0 (unbounded) on both ends, so libzmq
 //   never drops or refuses a frame for queue space; memory is the bound.
+// - Process-wide side effect: the first connectZmqMesh() (and the first
+//   ZmqRelay::start()) raises glibc's M_MMAP_THRESHOLD to 32 MiB and
+//   M_TRIM_THRESHOLD to 64 MiB, so that freed message buffers are reused
+//   instead of being faulted in afresh for every received chunk (up to ~64
+//   MiB of freed memory per malloc arena stays mapped). Skipped when the
+//   environment sets glibc malloc options itself or HEARTH_MALLOC_TUNING=0
+//   (transport/zmq/message_buffer_malloc.h); rank 0 logs the decision.
 // - Heartbeats: the node sends PING every heartbeatInterval; the relay
 //   answers PONG. No traffic from the relay for heartbeatTimeout, or its
 //   connection closing (socket monitor), means the relay is gone.
