@@ -194,6 +194,30 @@ TEST(ZmqDirect, BrokenLinkFallsBackToTheRelayAndOrderHolds) {
   EXPECT_TRUE(ranks[1]->isPeerAlive(0));
 }
 
+TEST(ZmqDirect, DroppedLinkIsDialedAgainAndTrafficGoesDirectAgain) {
+  auto relay = startRelay(2);
+  auto ranks = joinAll({nodeOptions(*relay), nodeOptions(*relay)});
+  ASSERT_EQ(ranks[0]->pathTo(1), "direct");  // rank 0 dials rank 1
+  exchangeInOrder(*ranks[0], *ranks[1], 5, 50);
+  zmqtesting::dropDirectConnections(*ranks[0]);  // the dialer's connection drops
+  EXPECT_TRUE(waitForPath(*ranks[0], 1, "relay", Millis(1000)));
+  EXPECT_TRUE(waitForPath(*ranks[1], 0, "relay", Millis(3000)));
+  // Meanwhile the relay carries the traffic, in order.
+  exchangeInOrder(*ranks[0], *ranks[1], 5, 50);
+  exchangeInOrder(*ranks[1], *ranks[0], 5, 50);
+  EXPECT_GE(zmqtest::forwardedOnceAtLeast(*relay, 100), 100u);
+  // About a second later the dialer dials again and both ends go direct.
+  ASSERT_TRUE(waitForPath(*ranks[0], 1, "direct", Millis(8000)));
+  ASSERT_TRUE(waitForPath(*ranks[1], 0, "direct", Millis(3000)));
+  const std::uint64_t forwardedBefore = relay->stats().forwarded;
+  exchangeInOrder(*ranks[0], *ranks[1], 5, 200);
+  exchangeInOrder(*ranks[1], *ranks[0], 5, 200);
+  EXPECT_EQ(relay->stats().forwarded, forwardedBefore) << "traffic still went through the relay";
+  EXPECT_TRUE(ranks[0]->isPeerAlive(1));
+  EXPECT_TRUE(ranks[1]->isPeerAlive(0));
+  EXPECT_EQ(ranks[0]->epoch(), 0u);
+}
+
 TEST(ZmqDirect, LinkBrokenMidStreamLosesNothingAndKeepsOrder) {
   // A stream of numbered messages while the link dies under it: the frames
   // the receiver had not acknowledged are resent through the relay, so every

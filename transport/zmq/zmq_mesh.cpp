@@ -63,6 +63,9 @@ constexpr char kDirectZapDomain[] = "hearth-direct";
 // kLinking: MEMBERSHIP arrived, direct links are being set up.
 enum class JoinState { kJoining, kWelcomed, kLinking, kJoined, kFailed };
 enum class Terminal { kNone, kAborted, kBroken };
+// The test hooks' kinds of network failure (zmqtesting::breakDirectLinks,
+// dropDirectConnections).
+enum class LinkBreak { kNone, kLinksOnly, kLinksAndListener };
 
 struct Outgoing {
   int dst;
@@ -132,7 +135,7 @@ MeshBytes payloadBytes(zmq::message_t& msg) {
 enum class LinkRole { kNone, kDial, kAccept };
 // kConnecting: not resolved yet (dialing, or waiting for the dialer); kIdle:
 // resolved without a link (relayed; an acceptor still takes a late dialer);
-// kDown: failed or closed, relayed for good.
+// kDown: failed or closed, relayed until the dialer dials again (retryAt).
 enum class LinkState { kIdle, kConnecting, kUp, kDown };
 
 struct Link {
@@ -144,7 +147,17 @@ struct Link {
   int fd = -1;                                      // acceptor: the connection's fd
   Clock::time_point deadline, lastHeard, nextPing;
   std::deque<WireFrame> stalled;  // dialer: frames libzmq did not take yet, in order
+  // Dialer of a link that went down: when to dial again, and the wait after
+  // the next failure (kFirstRedial doubling up to kMaxRedial; reset when the
+  // link comes up).
+  std::optional<Clock::time_point> retryAt;
+  Millis redialAfter{0};
 };
+
+// A dialer dials a failed link again after kFirstRedial, then after twice the
+// previous wait after each failed attempt, at most kMaxRedial.
+constexpr Millis kFirstRedial{1000};
+constexpr Millis kMaxRedial{30000};
 
 // Everything only the I/O thread touches. Declared after the context in
 // ioLoop, so its sockets are closed before the context terminates.
@@ -216,9 +229,9 @@ class Core {
 
   // ---- test hooks (zmq_mesh.h, namespace zmqtesting) ----
 
-  void breakDirectLinks() {
+  void breakDirectLinks(LinkBreak how) {
     std::lock_guard<std::mutex> lock(mu_);
-    breakLinks_ = true;
+    breakLinks_ = how;
     wake();
   }
   void skipSequence(int peer) {
@@ -814,9 +827,9 @@ class Core {
     if (up) hadDirect_[peer] = true;
   }
 
-  // Marks the link to `peer` down for good: its unacknowledged frames go
-  // through the relay, followed by a FENCE so that the peer can tell frames
-  // lost for good from frames still on their way.
+  // Marks the link to `peer` down: its unacknowledged frames go through the
+  // relay, followed by a FENCE so that the peer can tell frames lost for good
+  // from frames still on their way. The dialer dials again later.
   void linkDown(Io& io, int peer, const std::string& why) {
     Link& link = io.links[peer];
     const bool wasUp = link.state == LinkState::kUp;
@@ -860,11 +873,22 @@ class Core {
     // An acceptor keeps the identity: frames still queued on the listener
     // from that connection are delivered (DATA is valid in any link state).
     link.fd = -1;
+    if (link.role == LinkRole::kDial) scheduleRedial(link);
+  }
+
+  // The dialer of a failed link dials again later (maintainLinks), after a
+  // wait that doubles with each failed attempt.
+  static void scheduleRedial(Link& link) {
+    link.redialAfter = link.redialAfter.count() == 0 ? kFirstRedial
+                                                     : std::min(kMaxRedial, 2 * link.redialAfter);
+    link.retryAt = Clock::now() + link.redialAfter;
   }
 
   void linkUp(Io& io, int peer, const std::string& how) {
     Link& link = io.links[peer];
     link.state = LinkState::kUp;
+    link.retryAt.reset();
+    link.redialAfter = Millis(0);
     link.lastHeard = Clock::now();
     link.nextPing = link.lastHeard;
     setDirectUp(peer, true);
@@ -1055,8 +1079,7 @@ class Core {
       refusal = "wrong run id or join token";
     } else if (p < 0 || p >= worldSize_ || p == rank_) {
       refusal = "rank " + std::to_string(p) + " is not a peer";
-    } else if (io.links[p].role != LinkRole::kAccept || io.links[p].state == LinkState::kUp ||
-               io.links[p].state == LinkState::kDown) {
+    } else if (io.links[p].role != LinkRole::kAccept) {
       refusal = "rank " + std::to_string(p) + " is not expected to dial this node";
     } else if (curve()) {
       // The ZAP handler vouched for the client key of this connection.
@@ -1079,6 +1102,8 @@ class Core {
       return;
     }
     Link& link = io.links[p];
+    // The dialer dialed again: its side saw the old link fail first.
+    if (link.state == LinkState::kUp) linkDown(io, p, "rank " + std::to_string(p) + " dialed again");
     link.identity = identity;
     link.fd = zmq_msg_get(frames[1].handle(), ZMQ_SRCFD);
     io.byIdentity[identity] = p;
@@ -1111,7 +1136,7 @@ class Core {
   void maintainLinks(Io& io) {
     const auto now = Clock::now();
     std::vector<bool> alive;
-    bool breakAll;
+    LinkBreak breakAll;
     {
       std::lock_guard<std::mutex> lock(mu_);
       for (auto it = deferredLoss_.begin(); it != deferredLoss_.end();) {
@@ -1129,14 +1154,16 @@ class Core {
       }
       alive = alive_;
       breakAll = breakLinks_;
-      breakLinks_ = false;
+      breakLinks_ = LinkBreak::kNone;
     }
-    if (breakAll) {
+    if (breakAll != LinkBreak::kNone) {
       for (int p = 0; p < worldSize_; ++p) {
         if (p != rank_) linkDown(io, p, "closed by the test hook");
       }
-      io.listenerMonitor.reset();
-      io.listener.reset();
+      if (breakAll == LinkBreak::kLinksAndListener) {
+        io.listenerMonitor.reset();
+        io.listener.reset();
+      }
     }
     for (int p = 0; p < worldSize_; ++p) {
       Link& link = io.links[p];
@@ -1145,6 +1172,14 @@ class Core {
         if (link.state == LinkState::kUp || link.state == LinkState::kConnecting) {
           linkDown(io, p, "rank " + std::to_string(p) + " is lost");
         }
+        continue;
+      }
+      if (link.state == LinkState::kDown && link.retryAt && now >= *link.retryAt) {
+        link.retryAt.reset();
+        log("dialing rank " + std::to_string(p) + " again at " + directory_[p].endpoint);
+        link.state = LinkState::kConnecting;
+        link.deadline = now + options_.directConnectTimeout;
+        dial(io, p);
         continue;
       }
       if (link.state == LinkState::kConnecting && now >= link.deadline) {
@@ -1746,7 +1781,7 @@ class Core {
   std::vector<bool> hadDirect_;           // a direct link to that peer was up at some point
   std::vector<Inbound> inbound_;          // per sender
   std::map<int, std::uint64_t> skipSeq_;  // test hook: sequence numbers to skip per peer
-  bool breakLinks_ = false;               // test hook: close every direct link
+  LinkBreak breakLinks_ = LinkBreak::kNone;  // test hook: close every direct link
   struct DeferredLoss {
     std::string reason;
     std::uint64_t epoch;
@@ -1895,7 +1930,11 @@ ZmqMesh& zmqMeshOf(Mesh& mesh) {
 }  // namespace
 
 void breakDirectLinks(Mesh& mesh) {
-  zmqMeshOf(mesh).core().breakDirectLinks();
+  zmqMeshOf(mesh).core().breakDirectLinks(LinkBreak::kLinksAndListener);
+}
+
+void dropDirectConnections(Mesh& mesh) {
+  zmqMeshOf(mesh).core().breakDirectLinks(LinkBreak::kLinksOnly);
 }
 
 void skipSequenceNumber(Mesh& mesh, int peer) {

@@ -110,8 +110,11 @@
 //   connection closes (socket monitor) or whose peer is lost is marked down
 //   for good and logged; frames libzmq had not taken yet, and all later
 //   ones, go through the relay, followed by a FENCE telling the peer how many
-//   frames were sent. A listener whose acceptor link is down still takes a
-//   late dialer only while that link was never up. Frames received on a link
+//   frames were sent. The dialer of a failed link dials again 1 s later,
+//   then after twice the previous wait after each failed attempt (at most
+//   30 s), while the peer is alive and not replaced; the listener takes the
+//   new connection (a dial while it still thinks the old link is up closes
+//   the old one), and traffic goes direct again. Frames received on a link
 //   before it went down are delivered. PEER_LOST for a peer that has had a
 //   direct link takes effect once that link is closed and drained (at most
 //   heartbeatTimeout later), so frames it sent just before leaving are not
@@ -191,8 +194,13 @@ std::unique_ptr<Mesh> connectZmqMesh(const ZmqMeshOptions& options);
 // Test hooks (tests only). Throw MeshUsageError for a Mesh that is not zmq.
 namespace zmqtesting {
 // Closes every direct link of `mesh` and its listener, as if the network path
-// had failed; later frames go through the relay.
+// had failed; later frames go through the relay (a peer that dials `mesh`
+// again finds no listener).
 void breakDirectLinks(Mesh& mesh);
+// Closes every direct link of `mesh` but keeps its listener, as if the
+// connections had dropped: traffic goes through the relay until the dialer
+// of each pair dials again (about a second later).
+void dropDirectConnections(Mesh& mesh);
 // The next frame to `peer` skips one sequence number, as if a frame had been
 // lost with a failed link: `peer` must report the gap as a typed error.
 void skipSequenceNumber(Mesh& mesh, int peer);
