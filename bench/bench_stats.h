@@ -8,6 +8,8 @@
 #include <cstdint>
 #include <cstring>
 #include <functional>
+#include <stdexcept>
+#include <string>
 #include <vector>
 
 #include "hearth/transport/collectives.h"
@@ -34,6 +36,15 @@ inline double slowestRank(Collectives& collectives, double value, Millis timeout
     slowest = std::max(slowest, other);
   }
   return slowest;
+}
+
+// Throws std::runtime_error unless data (after an allreduce of every rank's
+// rank + 1, as interleavedMedianRunMs fills it) holds the sum at both ends.
+inline void checkRankSum(Collectives& c, const std::vector<float>& data, int world) {
+  const float expected = float(world) * float(world + 1) / 2;
+  if (!data.empty() && (data.front() != expected || data.back() != expected)) {
+    throw std::runtime_error(c.backendName() + ": wrong sum " + std::to_string(data.front()));
+  }
 }
 
 // The timed runs of medianRunMs for several backends at once, interleaved

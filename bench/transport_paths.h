@@ -1,0 +1,41 @@
+// transport_paths.h — bench_transport --paths: direct links vs the relay vs
+// CURVE-encrypted direct links, against a plain TCP socket pair (point-to-point)
+// and c10d ProcessGroupGloo (ring allreduce), in the same processes.
+//
+// Each rank joins three more runs besides the one hearth::init uses: one
+// through the relay only (HEARTH_BENCH_RELAYED: a relay endpoint), one where
+// every node listens on loopback so that all pairs use direct links
+// (HEARTH_BENCH_DIRECT), and one with CURVE on every socket (a relay rank 0
+// starts in its own process with a fresh key; every node listens: encrypted
+// direct links). scripts/bench_transport.sh --paths starts the two relays.
+//
+// Point-to-point, rank 0 -> rank 1, in two forms, every path interleaved per
+// iteration: round trip (one message, then a 1-byte ack: latency) and stream
+// (messages back to back, then one ack: throughput, the time per message).
+// Allreduce: the pipelined ring of MeshCollectives over each Mesh and Gloo's,
+// interleaved per iteration, slowest rank's median. Rank 0 prints tables and
+// one JSON line per size.
+#pragma once
+
+#include <cstddef>
+#include <vector>
+
+#include "hearth/runtime/init.h"
+#include "hearth/transport/collectives.h"
+
+namespace hearth::bench {
+
+struct PathsConfig {
+  int iterations = 5;
+  std::vector<double> sizesMb;  // allreduce sizes
+  std::vector<double> p2pKib;   // point-to-point message sizes
+  std::size_t chunkKib = 0;     // ring chunk size of hearth's collectives
+};
+
+// Runs the whole --paths benchmark; every rank of ctx calls it. gloo may be
+// null (no Gloo column). Throws std::runtime_error on a wrong result or a
+// missing relay endpoint.
+void runTransportPaths(Context& ctx, Collectives* gloo, const PathsConfig& config,
+                       Millis timeout);
+
+}  // namespace hearth::bench
