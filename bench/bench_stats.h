@@ -65,9 +65,9 @@ inline std::vector<double> interleavedMedianRunMs(const std::vector<Collectives*
       backends[b]->barrier(timeout);
       const auto start = std::chrono::steady_clock::now();
       op(b);
-      const double elapsed = std::chrono::duration<double, std::milli>(
-                                 std::chrono::steady_clock::now() - start)
-                                 .count();
+      const double elapsed =
+          std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
+              .count();
       check(b);
       if (i > 0) ms[b].push_back(elapsed);  // the first round warms up
     }

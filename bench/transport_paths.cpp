@@ -144,7 +144,8 @@ double rawP2pMs(int fd, int rank, const std::vector<std::vector<char>>& messages
 
 // Messages per timed stream: about 32 MiB, at least 4 and at most 512.
 int streamCount(std::size_t bytes) {
-  return static_cast<int>(std::clamp<std::size_t>((32u << 20) / std::max<std::size_t>(bytes, 1), 4, 512));
+  return static_cast<int>(
+      std::clamp<std::size_t>((32u << 20) / std::max<std::size_t>(bytes, 1), 4, 512));
 }
 
 // The paths under test, in column order.
@@ -225,8 +226,8 @@ CurveRun joinCurveRun(Collectives& control, const std::string& runId, int rank, 
     run.relay->start();
     where = run.relay->endpoint() + " " + run.relay->publicKey();
   }
-  const auto all = control.allgatherBytes(std::vector<std::uint8_t>(where.begin(), where.end()),
-                                          timeout);
+  const auto all =
+      control.allgatherBytes(std::vector<std::uint8_t>(where.begin(), where.end()), timeout);
   where.assign(all[0].begin(), all[0].end());
   const auto space = where.find(' ');
   ZmqMeshOptions options = benchNodeOptions(where.substr(0, space), runId, true, rank, timeout);
@@ -267,18 +268,15 @@ void printAllreduce(double mb, std::size_t elems, int world, const std::vector<P
     std::printf(" | %9.2f %6.2f %6.2fx", ms[k], busBits / ms[k] / 1e6, ms[k] / glooMs);
   }
   std::printf("\n");
-  nlohmann::json line{{"bench", "transport_paths_allreduce"},
-                      {"world", world},
-                      {"mib", mb},
-                      {"gloo_ms", glooMs}};
+  nlohmann::json line{
+      {"bench", "transport_paths_allreduce"}, {"world", world}, {"mib", mb}, {"gloo_ms", glooMs}};
   for (std::size_t k = 0; k < paths.size(); ++k) line[std::string(paths[k].name) + "_ms"] = ms[k];
   std::cout << line.dump() << std::endl;
 }
 
 }  // namespace
 
-void runTransportPaths(Context& ctx, Collectives* gloo, const PathsConfig& config,
-                       Millis timeout) {
+void runTransportPaths(Context& ctx, Collectives* gloo, const PathsConfig& config, Millis timeout) {
   const int rank = ctx.rank(), world = ctx.worldSize();
   Collectives& control = *ctx.collectives;
   const std::string run = ctx.env.runId.empty() ? "bench" : ctx.env.runId;
@@ -288,9 +286,9 @@ void runTransportPaths(Context& ctx, Collectives* gloo, const PathsConfig& confi
       {"relay", joinBenchRun("HEARTH_BENCH_RELAYED", run + "-relayed", false, rank, timeout)},
       {"curve", curve.mesh}};
   const int next = (rank + 1) % world;
-  if (world > 1 && (paths[0].mesh->pathTo(next) != "direct" ||
-                    paths[1].mesh->pathTo(next) != "relay" ||
-                    paths[2].mesh->pathTo(next) != "direct")) {
+  if (world > 1 &&
+      (paths[0].mesh->pathTo(next) != "direct" || paths[1].mesh->pathTo(next) != "relay" ||
+       paths[2].mesh->pathTo(next) != "direct")) {
     throw std::runtime_error("--paths: the meshes do not use the expected paths");
   }
   if (rank == 0) {

@@ -35,7 +35,6 @@ struct PathsConfig {
 // Runs the whole --paths benchmark; every rank of ctx calls it. gloo may be
 // null (no Gloo column). Throws std::runtime_error on a wrong result or a
 // missing relay endpoint.
-void runTransportPaths(Context& ctx, Collectives* gloo, const PathsConfig& config,
-                       Millis timeout);
+void runTransportPaths(Context& ctx, Collectives* gloo, const PathsConfig& config, Millis timeout);
 
 }  // namespace hearth::bench

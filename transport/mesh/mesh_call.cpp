@@ -111,7 +111,8 @@ void addFloats(float* own, MeshBytes& bytes, std::size_t count) {
 
 void addFloatsIntoBytes(const float* own, MeshBytes& bytes, std::size_t count) {
   // StoreSum=false never writes own.
-  addFloats<false>(const_cast<float*>(own), bytes, count);  // NOLINT(cppcoreguidelines-pro-type-const-cast)
+  addFloats<false>(const_cast<float*>(own), bytes,
+                   count);  // NOLINT(cppcoreguidelines-pro-type-const-cast)
 }
 
 void addFloatsIntoBoth(float* own, MeshBytes& bytes, std::size_t count) {

@@ -879,8 +879,8 @@ class Core {
   // The dialer of a failed link dials again later (maintainLinks), after a
   // wait that doubles with each failed attempt.
   static void scheduleRedial(Link& link) {
-    link.redialAfter = link.redialAfter.count() == 0 ? kFirstRedial
-                                                     : std::min(kMaxRedial, 2 * link.redialAfter);
+    link.redialAfter =
+        link.redialAfter.count() == 0 ? kFirstRedial : std::min(kMaxRedial, 2 * link.redialAfter);
     link.retryAt = Clock::now() + link.redialAfter;
   }
 
@@ -1103,7 +1103,8 @@ class Core {
     }
     Link& link = io.links[p];
     // The dialer dialed again: its side saw the old link fail first.
-    if (link.state == LinkState::kUp) linkDown(io, p, "rank " + std::to_string(p) + " dialed again");
+    if (link.state == LinkState::kUp)
+      linkDown(io, p, "rank " + std::to_string(p) + " dialed again");
     link.identity = identity;
     link.fd = zmq_msg_get(frames[1].handle(), ZMQ_SRCFD);
     io.byIdentity[identity] = p;
@@ -1777,10 +1778,10 @@ class Core {
   std::vector<int> replaced_;  // ranks taken by new nodes, for applyReplacements
   std::vector<bool> alive_;
   std::vector<std::string> lostReason_;
-  std::vector<bool> directUp_;            // pathTo: the direct link to that peer is up
-  std::vector<bool> hadDirect_;           // a direct link to that peer was up at some point
-  std::vector<Inbound> inbound_;          // per sender
-  std::map<int, std::uint64_t> skipSeq_;  // test hook: sequence numbers to skip per peer
+  std::vector<bool> directUp_;               // pathTo: the direct link to that peer is up
+  std::vector<bool> hadDirect_;              // a direct link to that peer was up at some point
+  std::vector<Inbound> inbound_;             // per sender
+  std::map<int, std::uint64_t> skipSeq_;     // test hook: sequence numbers to skip per peer
   LinkBreak breakLinks_ = LinkBreak::kNone;  // test hook: close every direct link
   struct DeferredLoss {
     std::string reason;
