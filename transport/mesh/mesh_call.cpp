@@ -88,8 +88,9 @@ void bytesToFloats(const MeshBytes& bytes, float* out, std::size_t count) {
 namespace {
 // bytes[i] += own[i] for i < count (floats at any alignment in bytes); with
 // StoreSum also own[i] = the sum, in the same pass.
-template <bool StoreSum>
-void addFloats(float* own, MeshBytes& bytes, std::size_t count) {
+// Own is float, or const float when !StoreSum.
+template <bool StoreSum, typename Own>
+void addFloats(Own* own, MeshBytes& bytes, std::size_t count) {
   std::uint8_t* at = bytes.data();
   constexpr std::size_t kBlock = 16;  // fixed-size inner loops: vectorized
   float sum[kBlock];
@@ -110,9 +111,7 @@ void addFloats(float* own, MeshBytes& bytes, std::size_t count) {
 }  // namespace
 
 void addFloatsIntoBytes(const float* own, MeshBytes& bytes, std::size_t count) {
-  // StoreSum=false never writes own.
-  addFloats<false>(const_cast<float*>(own), bytes,
-                   count);  // NOLINT(cppcoreguidelines-pro-type-const-cast)
+  addFloats<false>(own, bytes, count);
 }
 
 void addFloatsIntoBoth(float* own, MeshBytes& bytes, std::size_t count) {
