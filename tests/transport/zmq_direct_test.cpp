@@ -364,6 +364,16 @@ TEST(ZmqDirect, CurveLinksCarryTrafficWithoutTheRelay) {
   exchangeInOrder(*ranks[1], *ranks[2], 1, 50);
   EXPECT_EQ(relay->stats().forwarded, 0u);
   EXPECT_EQ(relay->stats().probesOk, 2u);
+  // A dropped CURVE link is dialed again, with the keys checked again.
+  zmqtesting::dropDirectConnections(*ranks[2]);  // rank 2 dialed rank 1
+  EXPECT_TRUE(waitForPath(*ranks[2], 1, "relay", Millis(1000)));
+  exchangeInOrder(*ranks[2], *ranks[1], 1, 20);
+  ASSERT_TRUE(waitForPath(*ranks[2], 1, "direct", Millis(8000)));
+  ASSERT_TRUE(waitForPath(*ranks[1], 2, "direct", Millis(3000)));
+  const std::uint64_t forwardedBefore = relay->stats().forwarded;
+  exchangeInOrder(*ranks[2], *ranks[1], 1, 50);
+  exchangeInOrder(*ranks[1], *ranks[2], 1, 50);
+  EXPECT_EQ(relay->stats().forwarded, forwardedBefore);
 }
 
 TEST(ZmqDirect, StrangersAtAListenerAreRefusedAndIgnored) {
