@@ -352,6 +352,43 @@ TEST(ZmqDirect, FramesSentJustBeforeLeavingStillArrive) {
   EXPECT_FALSE(ranks[1]->isPeerAlive(0));
 }
 
+TEST(ZmqDirect, FramesSentBeforeLeavingArriveWhileThePeerKeepsSending) {
+  // The peer's traffic reaches the leaving node while it closes: a socket
+  // closed with unread bytes resets the connection, which would take the
+  // leaving node's last frames with it. A leaving node therefore waits until
+  // its frames are acknowledged before it closes.
+  auto relay = startRelay(2);
+  auto ranks = joinAll({nodeOptions(*relay), nodeOptions(*relay)});
+  ASSERT_EQ(ranks[0]->pathTo(1), "direct");
+  std::atomic<bool> stop{false};
+  std::thread chatter([&] {
+    for (std::uint32_t i = 0; !stop.load(); ++i) {
+      try {
+        ranks[1]->send(0, 20, numbered(i, 4096), kLong);
+      } catch (const MeshError&) {
+        return;  // rank 0 is gone
+      }
+    }
+  });
+  struct Joiner {  // also when an assertion returns early
+    std::atomic<bool>& stop;
+    std::thread& thread;
+    ~Joiner() {
+      stop = true;
+      thread.join();
+    }
+  } joiner{stop, chatter};
+  std::vector<std::unique_ptr<MeshRequest>> sends;
+  for (int i = 0; i < 600; ++i) sends.push_back(ranks[0]->isend(1, 21, numbered(i, 16384)));
+  for (auto& send : sends) ASSERT_TRUE(send->wait(kLong));
+  sends.clear();
+  ranks[0].reset();  // leaves right after, with the peer's frames arriving
+  for (int i = 0; i < 600; ++i) {
+    ASSERT_EQ(numberOf(ranks[1]->recv(0, 21, kLong)), static_cast<std::uint32_t>(i));
+  }
+  EXPECT_THROW(ranks[1]->recv(0, 21, kLong), MeshPeerLost);
+}
+
 TEST(ZmqDirect, CurveLinksCarryTrafficWithoutTheRelay) {
   TempKeys keys;
   auto relay = startRelay(3, keys.relayKeyFile());

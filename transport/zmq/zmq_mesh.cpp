@@ -52,6 +52,12 @@ constexpr std::size_t kZeroCopyBytes = 4096;
 constexpr std::size_t kAdoptReceivedBytes = 64 * 1024;
 // How long a LEAVE may take to leave the socket on close.
 constexpr int kLeaveLingerMs = 200;
+// How long a leaving node waits at least for its peers to acknowledge what it
+// sent (at least a heartbeatInterval; then it leaves anyway).
+constexpr Millis kLeaveDrain{200};
+// A receiver acknowledges a peer's stream at least this often while there is
+// something to acknowledge (or every heartbeatInterval if that is shorter).
+constexpr Millis kAckDelay{20};
 // Frames from one sender that may wait for an earlier sequence number.
 constexpr std::size_t kMaxEarlyFrames = std::size_t{1} << 16;
 // A receiver acknowledges a peer's stream at least every this many frames.
@@ -489,6 +495,25 @@ class Core {
     for (auto& f : kept) io.relayStalled.push_back(std::move(f));
   }
 
+  // True when some peer's delivered frames are not acknowledged yet.
+  bool ackOwed(const Io& io) {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (int p = 0; p < worldSize_ && p < static_cast<int>(io.ackSent.size()); ++p) {
+      if (p != rank_ && alive_[p] && inbound_[p].next > io.ackSent[p]) return true;
+    }
+    return false;
+  }
+
+  // True when every live peer has acknowledged every frame sent to it.
+  bool allAcknowledgedLocked(const Io& io) const {
+    for (int p = 0; p < static_cast<int>(io.unacked.size()); ++p) {
+      if (p < static_cast<int>(alive_.size()) && alive_[p] && !io.unacked[p].empty()) {
+        return false;
+      }
+    }
+    return io.relayStalled.empty();
+  }
+
   // An ACK from `src`: frames below `next` arrived; stop keeping them.
   void acknowledged(Io& io, int src, std::uint64_t next) {
     if (src < 0 || src >= static_cast<int>(io.unacked.size())) return;
@@ -497,9 +522,9 @@ class Core {
   }
 
   // Acknowledges what each peer's stream delivered: after every
-  // kAckEveryFrames frames, and within a heartbeat interval of the last
-  // delivery (ACKs go through the relay). Also stops keeping the frames of
-  // peers that are gone.
+  // kAckEveryFrames frames, and otherwise every min(kAckDelay,
+  // heartbeatInterval) while something is owed (ACKs go through the relay).
+  // Also stops keeping the frames of peers that are gone.
   void sendAcks(Io& io) {
     const auto now = Clock::now();
     std::lock_guard<std::mutex> lock(mu_);
@@ -511,7 +536,7 @@ class Core {
       const std::uint64_t next = inbound_[p].next;
       if (p == rank_ || next <= io.ackSent[p]) continue;
       if (next - io.ackSent[p] < kAckEveryFrames &&
-          now - io.ackSentAt[p] < options_.heartbeatInterval) {
+          now - io.ackSentAt[p] < std::min<Millis>(kAckDelay, options_.heartbeatInterval)) {
         continue;
       }
       io.relayStalled.push_back(ackFrame(p, next, io.incarnation[p]));
@@ -1261,13 +1286,26 @@ class Core {
     std::deque<Outgoing> sending;
     std::vector<zmq::pollitem_t> items;
     std::vector<int> dialerOf;  // items index -> peer (dialer sockets and monitors)
+    std::optional<Clock::time_point> drainUntil;  // leaving: waiting for ACKs until then
     for (;;) {
       bool welcomed;
       bool linking;
+      bool draining = false;
       {
         std::lock_guard<std::mutex> lock(mu_);
         if (stopRequested_) {
           welcomed = joinState_ != JoinState::kJoining && joinState_ != JoinState::kFailed;
+          const bool leaving =
+              options_.announceLeave && welcomed && terminal_ == Terminal::kAborted;
+          // Leaving on purpose: first let the peers acknowledge every frame
+          // sent to them (bounded), so that none is lost with a connection
+          // closed under it.
+          if (leaving && io.linksSetUp && !drainUntil) {
+            drainUntil = Clock::now() + std::max(kLeaveDrain, options_.heartbeatInterval);
+          }
+          draining = drainUntil && Clock::now() < *drainUntil && !allAcknowledgedLocked(io);
+        }
+        if (stopRequested_ && !draining) {
           if (options_.announceLeave && welcomed && terminal_ == Terminal::kAborted) {
             // dontwait: with no live connection to the relay (e.g. a CURVE
             // handshake that failed) a DEALER send would block forever.
@@ -1323,8 +1361,10 @@ class Core {
         dialerOf.push_back(p);
         stalledAny = stalledAny || !link.stalled.empty();
       }
-      // Links have timers of their own: look at the clock at least every 50 ms.
-      const long cap = stalledAny ? 5 : (io.links.empty() ? 100 : 50);
+      // Links have timers of their own: look at the clock at least every 50 ms;
+      // an ACK that is owed goes out within kAckDelay.
+      long cap = stalledAny ? 5 : (io.links.empty() ? 100 : 50);
+      if (io.linksSetUp && ackOwed(io)) cap = std::min<long>(cap, kAckDelay.count());
       try {
         zmq::poll(items.data(), items.size(), Millis(std::clamp<long>(waitMs, 0, cap)));
       } catch (const zmq::error_t& e) {
@@ -1392,10 +1432,11 @@ class Core {
           joinCv_.notify_all();
         }
       }
-      // Outgoing: a send completes when taken from the outbox.
+      // Outgoing: a send completes when taken from the outbox (none once
+      // this node is leaving: those sends have failed).
       {
         std::lock_guard<std::mutex> lock(mu_);
-        if (joinState_ == JoinState::kJoined) {
+        if (joinState_ == JoinState::kJoined && !stopRequested_) {
           sending.swap(outbox_);
           for (auto& o : sending) meshcore::finishLocked(*o.st);
           for (auto& [peer, n] : skipSeq_) {
@@ -1705,15 +1746,17 @@ class Core {
                               std::to_string(worldSize_) + ")");
           return false;
         }
+        if (type == Type::kAck) {
+          // Also while leaving (aborted): the drain waits for these.
+          const std::uint64_t next = reader.u64();
+          if (reader.u64() == incarnation_[src]) acknowledged(io, src, next);
+          return true;
+        }
         if (terminal_ != Terminal::kNone) return true;
-        if (type != Type::kData) {
+        if (type == Type::kFence) {
           const std::uint64_t next = reader.u64();
           if (reader.u64() != incarnation_[src]) return true;  // for an earlier node
-          if (type == Type::kFence) {
-            fenceLocked(src, next);
-          } else {
-            acknowledged(io, src, next);
-          }
+          fenceLocked(src, next);
           return true;
         }
         const MeshTag tag = reader.u64();

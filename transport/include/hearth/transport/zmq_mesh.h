@@ -119,6 +119,11 @@
 //   direct link takes effect once that link is closed and drained (at most
 //   heartbeatTimeout later), so frames it sent just before leaving are not
 //   overtaken; a leaving node lingers 200 ms on its direct sockets too.
+//   Before it leaves (destructor or abort() of a joined node), a node waits
+//   until every live peer has acknowledged every frame sent to it, at most
+//   max(200 ms, heartbeatInterval): a socket closed with unread inbound bytes
+//   resets its connection, which would take frames not yet read by the peer
+//   with it. Receivers acknowledge within 20 ms when frames are owed an ACK.
 // - Ordering across paths: every DATA frame carries a per-(sender, receiver)
 //   sequence number; the receiver delivers strictly in sequence order and
 //   holds at most 65536 early frames per sender. A gap (frames lost with a
