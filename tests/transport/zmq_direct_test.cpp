@@ -133,6 +133,7 @@ TEST(ZmqDirect, TwoListenersGoDirectBothWaysAndBypassTheRelay) {
   EXPECT_EQ(ranks[1]->recv(0, 2, kLong), big);
   const auto stats = relay->stats();
   EXPECT_EQ(stats.forwarded, 0u) << "direct traffic went through the relay";
+  EXPECT_EQ(stats.forwardedAcks, 0u) << "acknowledgements of direct traffic went through the relay";
   EXPECT_EQ(stats.probesOk, 2u);
   EXPECT_EQ(stats.probesFailed, 0u);
 }

@@ -523,26 +523,31 @@ class Core {
 
   // Acknowledges what each peer's stream delivered: after every
   // kAckEveryFrames frames, and otherwise every min(kAckDelay,
-  // heartbeatInterval) while something is owed (ACKs go through the relay).
-  // Also stops keeping the frames of peers that are gone.
+  // heartbeatInterval) while something is owed; over the peer's direct link
+  // when it is up, else through the relay. Also stops keeping the frames of
+  // peers that are gone.
   void sendAcks(Io& io) {
     const auto now = Clock::now();
-    std::lock_guard<std::mutex> lock(mu_);
-    for (int p = 0; p < worldSize_; ++p) {
-      if (!alive_[p]) {
-        io.unacked[p].clear();
-        continue;
+    std::vector<WireFrame> acks;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      for (int p = 0; p < worldSize_; ++p) {
+        if (!alive_[p]) {
+          io.unacked[p].clear();
+          continue;
+        }
+        const std::uint64_t next = inbound_[p].next;
+        if (p == rank_ || next <= io.ackSent[p]) continue;
+        if (next - io.ackSent[p] < kAckEveryFrames &&
+            now - io.ackSentAt[p] < std::min<Millis>(kAckDelay, options_.heartbeatInterval)) {
+          continue;
+        }
+        acks.push_back(ackFrame(p, next, io.incarnation[p]));
+        io.ackSent[p] = next;
+        io.ackSentAt[p] = now;
       }
-      const std::uint64_t next = inbound_[p].next;
-      if (p == rank_ || next <= io.ackSent[p]) continue;
-      if (next - io.ackSent[p] < kAckEveryFrames &&
-          now - io.ackSentAt[p] < std::min<Millis>(kAckDelay, options_.heartbeatInterval)) {
-        continue;
-      }
-      io.relayStalled.push_back(ackFrame(p, next, io.incarnation[p]));
-      io.ackSent[p] = next;
-      io.ackSentAt[p] = now;
     }
+    for (auto& ack : acks) route(io, std::move(ack));  // route may take mu_ (a link down)
   }
 
   // Binds the direct-link ROUTER (a CURVE server with this node's keypair
@@ -805,11 +810,18 @@ class Core {
     return true;
   }
 
+  // How many of `withPayload` parts (ending in the payload) f sends: control
+  // frames have no payload part.
+  static std::size_t partsOf(const WireFrame& f, std::size_t withPayload) {
+    return f.kind == FrameKind::kData ? withPayload : withPayload - 1;
+  }
+
   // Routes one outgoing frame: over the direct link to its peer when that is
-  // up, else through the relay. Keeps the per-path order.
+  // up (DATA and ACK), else through the relay (and every FENCE: it speaks
+  // about the direct link). Keeps the per-path order.
   void route(Io& io, WireFrame f) {
     Link& link = io.links[f.dst];
-    if (link.state == LinkState::kUp && f.kind == FrameKind::kData) {
+    if (link.state == LinkState::kUp && f.kind != FrameKind::kFence) {
       if (link.role == LinkRole::kDial) {
         link.stalled.push_back(std::move(f));
         flushDialer(io, link);
@@ -819,10 +831,12 @@ class Core {
       zmq::message_t header = dataHeader(f, rank_, io.selfIncarnation);
       std::array<zmq::message_t*, 3> parts{&id, &header, &f.payload};
       try {
-        if (sendParts(*io.listener, parts.data(), 3)) return;
+        if (sendParts(*io.listener, parts.data(), partsOf(f, 3))) return;
       } catch (const zmq::error_t& e) {
         if (e.num() != EHOSTUNREACH) throw;
-        linkDown(io, f.dst, "the connection is gone");
+        // An ACK (cumulative: fine through the relay) does not end the link;
+        // DATA, PING and the monitor decide that.
+        if (f.kind == FrameKind::kData) linkDown(io, f.dst, "the connection is gone");
       }
     }
     io.relayStalled.push_back(std::move(f));
@@ -833,7 +847,7 @@ class Core {
       WireFrame& f = link.stalled.front();
       zmq::message_t header = dataHeader(f, rank_, io.selfIncarnation);
       std::array<zmq::message_t*, 2> parts{&header, &f.payload};
-      if (!sendParts(*link.socket, parts.data(), 2)) return;
+      if (!sendParts(*link.socket, parts.data(), partsOf(f, 2))) return;
       link.stalled.pop_front();
     }
   }
@@ -886,6 +900,9 @@ class Core {
     // the relay everything the peer has not acknowledged (that includes the
     // frames libzmq never took), then the FENCE.
     link.stalled.clear();
+    // ACKs the link took may be lost with it too: acknowledge again (ACKs
+    // are cumulative: one new ACK covers every lost one).
+    if (!io.ackSent.empty()) io.ackSent[peer] = 0;
     if (!io.unacked.empty()) {
       std::vector<bool> peers(io.links.size(), false);
       peers[peer] = true;
@@ -1007,18 +1024,43 @@ class Core {
                      " refused it: " + frames[1].to_string().substr(0, zmqwire::kMaxStringBytes));
         return;
       case Type::kData:
+      case Type::kAck:
       case Type::kPing:
         if (link.state != LinkState::kUp) {
           directViolation(io, p, "traffic before DIRECT_WELCOME");
           return;
         }
-        if (type == Type::kData) directData(io, p, reader, frames[1]);
+        directTraffic(io, p, type, reader, frames, 0);
         return;
       default:
         directViolation(
             io, p, "message type " + std::to_string(static_cast<int>(type)) + " on a direct link");
         return;
     }
+  }
+
+  // DATA, ACK or PING from peer p on its direct link; the header is
+  // frames[first], DATA's payload the frame after it.
+  void directTraffic(Io& io, int p, Type type, HeaderReader& reader,
+                     std::vector<zmq::message_t>& frames, std::size_t first) {
+    if (type == Type::kData) directData(io, p, reader, frames[first + 1]);
+    if (type == Type::kAck) directAck(io, p, reader);
+  }
+
+  // ACK(next) for our frames to p, over p's direct link.
+  void directAck(Io& io, int p, HeaderReader& reader) {
+    const int src = reader.i32();
+    const std::uint64_t next = reader.u64();
+    const std::uint64_t incarnation = reader.u64();
+    if (src != p) {
+      directViolation(io, p, "ACK claims to come from rank " + std::to_string(src));
+      return;
+    }
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (incarnation != incarnation_[p]) return;  // from a node that has been replaced
+    }
+    acknowledged(io, p, next);
   }
 
   void directData(Io& io, int p, HeaderReader& reader, zmq::message_t& payload) {
@@ -1081,9 +1123,10 @@ class Core {
         acceptHello(io, identity, reader, frames);
         return;
       case Type::kData:
+      case Type::kAck:
       case Type::kPing:
         if (p < 0) return;  // not an admitted peer: ignore
-        if (type == Type::kData) directData(io, p, reader, frames[2]);
+        directTraffic(io, p, type, reader, frames, 1);
         return;
       default:
         if (p >= 0) {

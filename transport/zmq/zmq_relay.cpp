@@ -694,6 +694,7 @@ class ZmqRelay::Impl {
     }
     if (sendTo(slots_[dst].identity, out)) {
       if (type == Type::kData) bump([](ZmqRelayStats& s) { ++s.forwarded; });
+      if (type == Type::kAck) bump([](ZmqRelayStats& s) { ++s.forwardedAcks; });
     } else {
       markLost(dst, "unreachable");
     }

@@ -16,7 +16,7 @@
 namespace hearth {
 namespace zmqwire {
 
-constexpr std::uint8_t kVersion = 4;
+constexpr std::uint8_t kVersion = 5;
 
 // HELLO's resumeIncarnation for a node that joins afresh (not resuming after
 // a relay restart).

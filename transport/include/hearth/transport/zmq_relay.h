@@ -30,8 +30,8 @@
 //   returns that nonce over its own relay connection (PROBE_ACK) within
 //   probeTimeout. MEMBERSHIP waits for every probe and lists each node's
 //   endpoint if it passed (and its key with CURVE); stats() counts probes.
-//   DATA forwarded by the relay is counted in stats().forwarded; direct
-//   traffic never reaches the relay.
+//   DATA forwarded by the relay is counted in stats().forwarded, ACKs in
+//   stats().forwardedAcks; direct traffic (DATA and ACK) never reaches the relay.
 // - Restarts: the relay keeps no state on disk. Restarted with the same run
 //   id, token and world size at the same endpoint, it admits the nodes that
 //   re-HELLO with their old ranks (zmq_mesh.h: relayReconnectTimeout) and
@@ -117,6 +117,7 @@ struct ZmqRelayStats {
   std::uint64_t joined = 0;
   std::uint64_t rejected = 0;
   std::uint64_t forwarded = 0;
+  std::uint64_t forwardedAcks = 0;  // ACK frames forwarded (relayed pairs only)
   std::uint64_t malformed = 0;
   std::uint64_t lost = 0;
   std::uint64_t epoch = 0;
