@@ -1047,15 +1047,20 @@ class Core {
     if (type == Type::kAck) directAck(io, p, reader);
   }
 
+  // False, and p's link and p dropped, unless a frame on p's direct link
+  // names p as its sender.
+  bool fromLinkPeer(Io& io, int p, int src, const char* what) {
+    if (src == p) return true;
+    directViolation(io, p, std::string(what) + " claims to come from rank " + std::to_string(src));
+    return false;
+  }
+
   // ACK(next) for our frames to p, over p's direct link.
   void directAck(Io& io, int p, HeaderReader& reader) {
     const int src = reader.i32();
     const std::uint64_t next = reader.u64();
     const std::uint64_t incarnation = reader.u64();
-    if (src != p) {
-      directViolation(io, p, "ACK claims to come from rank " + std::to_string(src));
-      return;
-    }
+    if (!fromLinkPeer(io, p, src, "ACK")) return;
     {
       std::lock_guard<std::mutex> lock(mu_);
       if (incarnation != incarnation_[p]) return;  // from a node that has been replaced
@@ -1068,10 +1073,7 @@ class Core {
     const MeshTag tag = reader.u64();
     const std::uint64_t seq = reader.u64();
     const std::uint64_t incarnation = reader.u64();
-    if (src != p) {
-      directViolation(io, p, "DATA claims to come from rank " + std::to_string(src));
-      return;
-    }
+    if (!fromLinkPeer(io, p, src, "DATA")) return;
     MeshBytes bytes = payloadBytes(payload);
     std::lock_guard<std::mutex> lock(mu_);
     if (incarnation != incarnation_[p]) return;  // from a node that has been replaced
