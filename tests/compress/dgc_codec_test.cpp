@@ -17,11 +17,7 @@ namespace hearth::compress {
 namespace {
 
 std::vector<float> gradient(std::size_t n, std::uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> normal(0.0f, 1.0f);
-  std::vector<float> g(n);
-  for (auto& e : g) e = normal(rng);
-  return g;
+  return testing::normalValues(n, seed);
 }
 
 TEST(DgcCodec, DefaultsAndRegistry) {

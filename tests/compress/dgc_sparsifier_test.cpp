@@ -16,11 +16,7 @@ using testing::bitsOf;
 using testing::view;
 
 std::vector<float> gradient(std::size_t n, std::uint32_t seed, float scale = 1.0f) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> normal(0.0f, scale);
-  std::vector<float> g(n);
-  for (auto& e : g) e = normal(rng);
-  return g;
+  return testing::normalValues(n, seed, scale);
 }
 
 StepInfo at(std::int64_t step, int rank = 0, int world = 1) {

@@ -96,6 +96,24 @@ inline std::vector<float> makeData(Dist d, std::size_t n, std::uint32_t seed) {
   return x;
 }
 
+// n draws of normal(0, scale); with specials, about one entry in oneIn is
+// instead one of them (drawn uniformly when there are several).
+inline std::vector<float> normalValues(std::size_t n, std::uint32_t seed, float scale = 1.0f,
+                                       const std::vector<float>& specials = {},
+                                       std::uint32_t oneIn = 1) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> normal(0.0f, scale);
+  std::vector<float> x(n);
+  for (auto& e : x) {
+    if (!specials.empty() && rng() % oneIn == 0) {
+      e = specials.size() == 1 ? specials[0] : specials[rng() % specials.size()];
+    } else {
+      e = normal(rng);
+    }
+  }
+  return x;
+}
+
 // Options with warm-up off and sparse selection for every size.
 inline DgcOptions plainOptions(double density, double momentum = 0.0) {
   DgcOptions o;

@@ -7,17 +7,14 @@
 #include <random>
 #include <vector>
 
+#include "dgc_test_util.h"
 #include "dgc_update_kernels.h"
 
 namespace hearth::compress {
 namespace {
 
 std::vector<float> randomValues(std::size_t n, std::uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> normal(0.0f, 3.0f);
-  std::vector<float> x(n);
-  for (auto& e : x) e = rng() % 16 == 0 ? 1e-41f : normal(rng);  // some denormals
-  return x;
+  return testing::normalValues(n, seed, 3.0f, {1e-41f}, 16);  // some denormals
 }
 
 bool bitwiseEqual(const std::vector<float>& a, const std::vector<float>& b) {

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "dgc_selection.h"
+#include "dgc_test_util.h"
 #include "magnitude_scan.h"
 
 namespace hearth::compress {
@@ -30,13 +31,10 @@ ScanResult scanWith(SimdLevel level, const std::vector<float>& x, std::size_t fr
 }
 
 std::vector<float> hostileValues(std::size_t n, std::uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> normal;
-  const float specials[] = {0.0f,   -0.0f, 1e-45f, -1e-40f, std::numeric_limits<float>::infinity(),
-                            -3e38f, 1.0f,  -1.0f,  2.5f};
-  std::vector<float> x(n);
-  for (auto& e : x) e = rng() % 4 == 0 ? specials[rng() % 9] : normal(rng);
-  return x;
+  return testing::normalValues(n, seed, 1.0f,
+                               {0.0f, -0.0f, 1e-45f, -1e-40f,
+                                std::numeric_limits<float>::infinity(), -3e38f, 1.0f, -1.0f, 2.5f},
+                               4);
 }
 
 TEST(MagnitudeScan, EveryLevelMatchesScalarExactly) {

@@ -8,10 +8,12 @@
 #include <zmq.hpp>
 #include <zmq_addon.hpp>
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
 #include <future>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -474,6 +476,58 @@ TEST(ZmqDirect, StrangersAtAListenerAreRefusedAndIgnored) {
   for (const auto& line : lines)
     logged = logged || line.find("refused a direct link") == 0 ||
              line.find("refused a direct link") != std::string::npos;
+  EXPECT_TRUE(logged);
+}
+
+TEST(ZmqDirect, AckClaimingAnotherSenderOnADirectLinkDropsThatPeer) {
+  std::string endpoint;  // a free port for rank 0's listener, for the forger to dial
+  {
+    zmq::context_t ctx;
+    zmq::socket_t probe(ctx, zmq::socket_type::router);
+    probe.set(zmq::sockopt::linger, 0);
+    probe.bind(kLoopbackAny);
+    endpoint = probe.get(zmq::sockopt::last_endpoint);
+  }
+  auto relay = startRelay(2);
+  std::vector<std::string> lines;
+  std::mutex linesMu;
+  auto listening = nodeOptions(*relay, endpoint);
+  listening.log = [&](const std::string& line) {
+    std::lock_guard<std::mutex> lock(linesMu);
+    lines.push_back(line);
+  };
+  auto ranks = joinAll({listening, nodeOptions(*relay, "")});
+  ASSERT_EQ(ranks[1]->pathTo(0), "direct");
+
+  // A connection that knows the run id and token dials as rank 1 (taken as
+  // rank 1 dialing again), then sends an ACK that names rank 0 as its sender.
+  zmq::context_t ctx;
+  zmq::socket_t forger(ctx, zmq::socket_type::dealer);
+  forger.set(zmq::sockopt::linger, 0);
+  forger.connect(endpoint);
+  std::vector<zmq::message_t> hello;
+  hello.push_back(
+      zmqtest::header({zmqtest::kWireVersion, 12, 1, 0, 0, 0}));  // DIRECT_HELLO, rank 1
+  hello.emplace_back(std::string(kRun));
+  hello.emplace_back(std::string(kToken));
+  zmq::send_multipart(forger, hello);
+  zmq::pollitem_t items[] = {{forger.handle(), 0, ZMQ_POLLIN, 0}};
+  ASSERT_EQ(zmq::poll(items, 1, kLong), 1);
+  std::vector<zmq::message_t> reply;
+  ASSERT_TRUE(zmq::recv_multipart(forger, std::back_inserter(reply)));
+  ASSERT_EQ(static_cast<const std::uint8_t*>(reply[0].data())[1], 13);  // DIRECT_WELCOME
+  // ACK: i32 sender 0 (not 1), u64 next 1, u64 incarnation 0.
+  std::array<zmq::message_t, 1> ack{zmqtest::header(
+      {zmqtest::kWireVersion, 15, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0})};
+  zmq::send_multipart(forger, ack);
+
+  EXPECT_THROW(ranks[0]->recv(1, 3, kLong), MeshPeerLost);  // rank 1 can no longer be trusted
+  EXPECT_FALSE(ranks[0]->isPeerAlive(1));
+  std::lock_guard<std::mutex> lock(linesMu);
+  bool logged = false;
+  for (const auto& line : lines) {
+    logged = logged || line.find("ACK claims to come from rank 0") != std::string::npos;
+  }
   EXPECT_TRUE(logged);
 }
 

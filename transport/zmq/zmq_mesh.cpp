@@ -495,15 +495,6 @@ class Core {
     for (auto& f : kept) io.relayStalled.push_back(std::move(f));
   }
 
-  // True when some peer's delivered frames are not acknowledged yet.
-  bool ackOwed(const Io& io) {
-    std::lock_guard<std::mutex> lock(mu_);
-    for (int p = 0; p < worldSize_ && p < static_cast<int>(io.ackSent.size()); ++p) {
-      if (p != rank_ && alive_[p] && inbound_[p].next > io.ackSent[p]) return true;
-    }
-    return false;
-  }
-
   // True when every live peer has acknowledged every frame sent to it.
   bool allAcknowledgedLocked(const Io& io) const {
     for (int p = 0; p < static_cast<int>(io.unacked.size()); ++p) {
@@ -525,10 +516,12 @@ class Core {
   // kAckEveryFrames frames, and otherwise every min(kAckDelay,
   // heartbeatInterval) while something is owed; over the peer's direct link
   // when it is up, else through the relay. Also stops keeping the frames of
-  // peers that are gone.
-  void sendAcks(Io& io) {
+  // peers that are gone. Returns true when an ACK is still owed (to be sent
+  // within kAckDelay).
+  bool sendAcks(Io& io) {
     const auto now = Clock::now();
     std::vector<WireFrame> acks;
+    bool owed = false;
     {
       std::lock_guard<std::mutex> lock(mu_);
       for (int p = 0; p < worldSize_; ++p) {
@@ -540,6 +533,7 @@ class Core {
         if (p == rank_ || next <= io.ackSent[p]) continue;
         if (next - io.ackSent[p] < kAckEveryFrames &&
             now - io.ackSentAt[p] < std::min<Millis>(kAckDelay, options_.heartbeatInterval)) {
+          owed = true;
           continue;
         }
         acks.push_back(ackFrame(p, next, io.incarnation[p]));
@@ -548,6 +542,7 @@ class Core {
       }
     }
     for (auto& ack : acks) route(io, std::move(ack));  // route may take mu_ (a link down)
+    return owed;
   }
 
   // Binds the direct-link ROUTER (a CURVE server with this node's keypair
@@ -1332,6 +1327,7 @@ class Core {
     std::vector<zmq::pollitem_t> items;
     std::vector<int> dialerOf;  // items index -> peer (dialer sockets and monitors)
     std::optional<Clock::time_point> drainUntil;  // leaving: waiting for ACKs until then
+    bool ackOwed = false;                         // sendAcks left an ACK for later
     for (;;) {
       bool welcomed;
       bool linking;
@@ -1409,7 +1405,7 @@ class Core {
       // Links have timers of their own: look at the clock at least every 50 ms;
       // an ACK that is owed goes out within kAckDelay.
       long cap = stalledAny ? 5 : (io.links.empty() ? 100 : 50);
-      if (io.linksSetUp && ackOwed(io)) cap = std::min<long>(cap, kAckDelay.count());
+      if (ackOwed) cap = std::min<long>(cap, kAckDelay.count());
       try {
         zmq::poll(items.data(), items.size(), Millis(std::clamp<long>(waitMs, 0, cap)));
       } catch (const zmq::error_t& e) {
@@ -1501,7 +1497,7 @@ class Core {
         io.unacked[o.dst].push_back(f.duplicate());
         route(io, std::move(f));
       }
-      if (io.linksSetUp) sendAcks(io);
+      ackOwed = io.linksSetUp && sendAcks(io);
       sending.clear();
       for (auto& link : io.links) {
         if (link.socket && link.state == LinkState::kUp) flushDialer(io, link);
@@ -1791,19 +1787,17 @@ class Core {
                               std::to_string(worldSize_) + ")");
           return false;
         }
-        if (type == Type::kAck) {
-          // Also while leaving (aborted): the drain waits for these.
+        if (type != Type::kData) {
           const std::uint64_t next = reader.u64();
-          if (reader.u64() == incarnation_[src]) acknowledged(io, src, next);
+          if (reader.u64() != incarnation_[src]) return true;  // for an earlier node
+          if (type == Type::kAck) {
+            acknowledged(io, src, next);  // also while leaving: the drain waits for these
+          } else if (terminal_ == Terminal::kNone) {
+            fenceLocked(src, next);
+          }
           return true;
         }
         if (terminal_ != Terminal::kNone) return true;
-        if (type == Type::kFence) {
-          const std::uint64_t next = reader.u64();
-          if (reader.u64() != incarnation_[src]) return true;  // for an earlier node
-          fenceLocked(src, next);
-          return true;
-        }
         const MeshTag tag = reader.u64();
         const std::uint64_t seq = reader.u64();
         // From a node that has since been replaced: never the new one's.
