@@ -8,6 +8,7 @@
 #include <zmq.hpp>
 #include <zmq_addon.hpp>
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <chrono>
@@ -416,26 +417,44 @@ TEST(ZmqDirect, CurveLinksCarryTrafficWithoutTheRelay) {
   EXPECT_EQ(relay->stats().forwarded, forwardedBefore);
 }
 
-TEST(ZmqDirect, StrangersAtAListenerAreRefusedAndIgnored) {
-  // A free port for the listener, so that the stranger knows where to dial.
-  std::string endpoint;
-  {
+// Rank 0 listens on a free loopback port known in advance (so that a
+// hand-made socket can dial it too) and logs into `lines`; rank 1 dials it.
+struct ListenerAndDialer {
+  std::string endpoint = freeLoopbackEndpoint();
+  std::unique_ptr<ZmqRelay> relay = startRelay(2);
+  std::mutex linesMu;
+  std::vector<std::string> lines;
+  std::vector<std::unique_ptr<Mesh>> ranks = join();
+
+  static std::string freeLoopbackEndpoint() {
     zmq::context_t ctx;
     zmq::socket_t probe(ctx, zmq::socket_type::router);
     probe.set(zmq::sockopt::linger, 0);
     probe.bind(kLoopbackAny);
-    endpoint = probe.get(zmq::sockopt::last_endpoint);
+    return probe.get(zmq::sockopt::last_endpoint);
   }
-  auto relay = startRelay(2);
-  std::vector<std::string> lines;
-  std::mutex linesMu;
-  auto listening = nodeOptions(*relay, endpoint);
-  listening.log = [&](const std::string& line) {
+  std::vector<std::unique_ptr<Mesh>> join() {
+    auto listening = nodeOptions(*relay, endpoint);
+    listening.log = [this](const std::string& line) {
+      std::lock_guard<std::mutex> lock(linesMu);
+      lines.push_back(line);
+    };
+    return joinAll({listening, nodeOptions(*relay, "")});
+  }
+  // Whether rank 0 logged a line containing `text`.
+  bool logged(const std::string& text) {
     std::lock_guard<std::mutex> lock(linesMu);
-    lines.push_back(line);
-  };
-  auto ranks = joinAll({listening, nodeOptions(*relay, "")});
-  ASSERT_EQ(ranks[1]->pathTo(0), "direct");
+    return std::any_of(lines.begin(), lines.end(), [&](const std::string& line) {
+      return line.find(text) != std::string::npos;
+    });
+  }
+};
+
+TEST(ZmqDirect, StrangersAtAListenerAreRefusedAndIgnored) {
+  ListenerAndDialer run;
+  ASSERT_EQ(run.ranks[1]->pathTo(0), "direct");
+  const std::string& endpoint = run.endpoint;
+  auto& ranks = run.ranks;
 
   zmq::context_t ctx;
   zmq::socket_t stranger(ctx, zmq::socket_type::dealer);
@@ -471,33 +490,14 @@ TEST(ZmqDirect, StrangersAtAListenerAreRefusedAndIgnored) {
   EXPECT_EQ(numberOf(ranks[0]->recv(1, 3, kLong)), 42u);
   EXPECT_THROW(ranks[0]->recv(1, 3, Millis(200)), MeshTimeout);
   EXPECT_EQ(ranks[1]->pathTo(0), "direct");
-  std::lock_guard<std::mutex> lock(linesMu);
-  bool logged = false;
-  for (const auto& line : lines)
-    logged = logged || line.find("refused a direct link") == 0 ||
-             line.find("refused a direct link") != std::string::npos;
-  EXPECT_TRUE(logged);
+  EXPECT_TRUE(run.logged("refused a direct link"));
 }
 
 TEST(ZmqDirect, AckClaimingAnotherSenderOnADirectLinkDropsThatPeer) {
-  std::string endpoint;  // a free port for rank 0's listener, for the forger to dial
-  {
-    zmq::context_t ctx;
-    zmq::socket_t probe(ctx, zmq::socket_type::router);
-    probe.set(zmq::sockopt::linger, 0);
-    probe.bind(kLoopbackAny);
-    endpoint = probe.get(zmq::sockopt::last_endpoint);
-  }
-  auto relay = startRelay(2);
-  std::vector<std::string> lines;
-  std::mutex linesMu;
-  auto listening = nodeOptions(*relay, endpoint);
-  listening.log = [&](const std::string& line) {
-    std::lock_guard<std::mutex> lock(linesMu);
-    lines.push_back(line);
-  };
-  auto ranks = joinAll({listening, nodeOptions(*relay, "")});
-  ASSERT_EQ(ranks[1]->pathTo(0), "direct");
+  ListenerAndDialer run;
+  ASSERT_EQ(run.ranks[1]->pathTo(0), "direct");
+  const std::string& endpoint = run.endpoint;
+  auto& ranks = run.ranks;
 
   // A connection that knows the run id and token dials as rank 1 (taken as
   // rank 1 dialing again), then sends an ACK that names rank 0 as its sender.
@@ -523,12 +523,7 @@ TEST(ZmqDirect, AckClaimingAnotherSenderOnADirectLinkDropsThatPeer) {
 
   EXPECT_THROW(ranks[0]->recv(1, 3, kLong), MeshPeerLost);  // rank 1 can no longer be trusted
   EXPECT_FALSE(ranks[0]->isPeerAlive(1));
-  std::lock_guard<std::mutex> lock(linesMu);
-  bool logged = false;
-  for (const auto& line : lines) {
-    logged = logged || line.find("ACK claims to come from rank 0") != std::string::npos;
-  }
-  EXPECT_TRUE(logged);
+  EXPECT_TRUE(run.logged("ACK claims to come from rank 0"));
 }
 
 TEST(ZmqDirect, BadListenOptionsAreUsageErrors) {
