@@ -441,6 +441,19 @@ struct ListenerAndDialer {
     };
     return joinAll({listening, nodeOptions(*relay, "")});
   }
+  // A hand-made DEALER that dials rank 0's listener and sends DIRECT_HELLO
+  // claiming rank 1 with `token`.
+  zmq::socket_t dialAsRank1(zmq::context_t& ctx, const std::string& token) const {
+    zmq::socket_t socket(ctx, zmq::socket_type::dealer);
+    socket.set(zmq::sockopt::linger, 0);
+    socket.connect(endpoint);
+    std::vector<zmq::message_t> hello;
+    hello.push_back(zmqtest::header({zmqtest::kWireVersion, 12, 1, 0, 0, 0}));
+    hello.emplace_back(std::string(kRun));
+    hello.emplace_back(token);
+    zmq::send_multipart(socket, hello);
+    return socket;
+  }
   // Whether rank 0 logged a line containing `text`.
   bool logged(const std::string& text) {
     std::lock_guard<std::mutex> lock(linesMu);
@@ -453,22 +466,10 @@ struct ListenerAndDialer {
 TEST(ZmqDirect, StrangersAtAListenerAreRefusedAndIgnored) {
   ListenerAndDialer run;
   ASSERT_EQ(run.ranks[1]->pathTo(0), "direct");
-  const std::string& endpoint = run.endpoint;
   auto& ranks = run.ranks;
 
   zmq::context_t ctx;
-  zmq::socket_t stranger(ctx, zmq::socket_type::dealer);
-  stranger.set(zmq::sockopt::linger, 0);
-  stranger.connect(endpoint);
-  {
-    std::vector<zmq::message_t> hello;
-    const std::uint8_t header[] = {
-        zmqtest::kWireVersion, 12, 1, 0, 0, 0};  // DIRECT_HELLO claiming rank 1
-    hello.emplace_back(header, sizeof(header));
-    hello.emplace_back(std::string(kRun));
-    hello.emplace_back(std::string("guessed-token"));
-    zmq::send_multipart(stranger, hello);
-  }
+  zmq::socket_t stranger = run.dialAsRank1(ctx, "guessed-token");
   zmq::pollitem_t items[] = {{stranger.handle(), 0, ZMQ_POLLIN, 0}};
   zmq::poll(items, 1, kLong);
   std::vector<zmq::message_t> reply;
@@ -496,21 +497,12 @@ TEST(ZmqDirect, StrangersAtAListenerAreRefusedAndIgnored) {
 TEST(ZmqDirect, AckClaimingAnotherSenderOnADirectLinkDropsThatPeer) {
   ListenerAndDialer run;
   ASSERT_EQ(run.ranks[1]->pathTo(0), "direct");
-  const std::string& endpoint = run.endpoint;
   auto& ranks = run.ranks;
 
   // A connection that knows the run id and token dials as rank 1 (taken as
   // rank 1 dialing again), then sends an ACK that names rank 0 as its sender.
   zmq::context_t ctx;
-  zmq::socket_t forger(ctx, zmq::socket_type::dealer);
-  forger.set(zmq::sockopt::linger, 0);
-  forger.connect(endpoint);
-  std::vector<zmq::message_t> hello;
-  hello.push_back(
-      zmqtest::header({zmqtest::kWireVersion, 12, 1, 0, 0, 0}));  // DIRECT_HELLO, rank 1
-  hello.emplace_back(std::string(kRun));
-  hello.emplace_back(std::string(kToken));
-  zmq::send_multipart(forger, hello);
+  zmq::socket_t forger = run.dialAsRank1(ctx, kToken);
   zmq::pollitem_t items[] = {{forger.handle(), 0, ZMQ_POLLIN, 0}};
   ASSERT_EQ(zmq::poll(items, 1, kLong), 1);
   std::vector<zmq::message_t> reply;
