@@ -60,14 +60,19 @@ int main(int argc, char** argv) {
                "the bytes each rank sent per second");
   bool paths = false;
   app.add_flag("--paths", paths,
-               "Direct links vs the relay vs raw TCP / Gloo (needs HEARTH_BENCH_RELAYED and "
-               "HEARTH_BENCH_DIRECT; see scripts/bench_transport.sh --paths)");
+               "Direct links vs the relay vs raw TCP / Gloo (needs HEARTH_BENCH_RELAYED, "
+               "HEARTH_BENCH_DIRECT and HEARTH_BENCH_DIRECT_ZMQ; see scripts/bench_transport.sh "
+               "--paths)");
   std::vector<double> p2pKib = {64, 1024, 16384, 65536};
   app.add_option("--p2p-kib", p2pKib, "Point-to-point message sizes in KiB (--paths)");
   std::size_t chunkKib = hearth::MeshCollectivesOptions{}.chunkBytes / 1024;
   app.add_option(
       "--chunk-kib", chunkKib,
       "Ring chunk size in KiB for hearth's collectives (--paths; default: the library's)");
+  std::vector<std::string> only;
+  app.add_option("--only", only,
+                 "Paths to run (--paths): direct (bulk lanes), zmqdirect (direct links over "
+                 "ZeroMQ only), relay, curve; default: all");
   CLI11_PARSE(app, argc, argv);
   try {
     at::set_num_threads(1);
@@ -98,6 +103,7 @@ int main(int argc, char** argv) {
       config.sizesMb = sizesMb;
       config.p2pKib = p2pKib;
       config.chunkKib = chunkKib;
+      config.only = only;
       hearth::bench::runTransportPaths(ctx, gloo.get(), config, timeout);
       return 0;
     }

@@ -152,6 +152,7 @@ int streamCount(std::size_t bytes) {
 struct Path {
   const char* name;
   std::shared_ptr<Mesh> mesh;
+  const char* expectedPath;  // what mesh->pathTo(next rank) must say
 };
 
 // Medians over `iterations` of raw TCP and every path for one size and form
@@ -172,7 +173,7 @@ std::vector<double> p2pMedians(int fd, const std::vector<Path>& paths, int rank,
 }
 
 ZmqMeshOptions benchNodeOptions(const std::string& relayEndpoint, const std::string& runId,
-                                bool listen, int rank, Millis timeout) {
+                                bool listen, bool bulkLanes, int rank, Millis timeout) {
   ZmqMeshOptions options;
   options.relayEndpoint = relayEndpoint;
   options.runId = runId;
@@ -181,19 +182,20 @@ ZmqMeshOptions benchNodeOptions(const std::string& relayEndpoint, const std::str
   options.joinTimeout = timeout;
   options.heartbeatTimeout = Millis(30000);
   if (listen) options.listenEndpoint = "tcp://127.0.0.1:0";
+  options.bulkLanes = bulkLanes;
   options.log = [](const std::string&) {};
   return options;
 }
 
 std::shared_ptr<Mesh> joinBenchRun(const char* relayEnv, const std::string& runId, bool listen,
-                                   int rank, Millis timeout) {
+                                   bool bulkLanes, int rank, Millis timeout) {
   const char* relay = std::getenv(relayEnv);
   if (relay == nullptr) {
     throw std::runtime_error(std::string("--paths needs ") + relayEnv +
                              " (scripts/bench_transport.sh --paths starts the relays)");
   }
   return connectZmqMesh(
-      benchNodeOptions(std::string("tcp://") + relay, runId, listen, rank, timeout));
+      benchNodeOptions(std::string("tcp://") + relay, runId, listen, bulkLanes, rank, timeout));
 }
 
 // The CURVE run: rank 0 starts a relay with a fresh key in this process and
@@ -230,7 +232,8 @@ CurveRun joinCurveRun(Collectives& control, const std::string& runId, int rank, 
       control.allgatherBytes(std::vector<std::uint8_t>(where.begin(), where.end()), timeout);
   where.assign(all[0].begin(), all[0].end());
   const auto space = where.find(' ');
-  ZmqMeshOptions options = benchNodeOptions(where.substr(0, space), runId, true, rank, timeout);
+  ZmqMeshOptions options =
+      benchNodeOptions(where.substr(0, space), runId, true, true, rank, timeout);
   options.relayPublicKey = where.substr(space + 1);
   run.mesh = connectZmqMesh(options);
   return run;
@@ -281,15 +284,31 @@ void runTransportPaths(Context& ctx, Collectives* gloo, const PathsConfig& confi
   Collectives& control = *ctx.collectives;
   const std::string run = ctx.env.runId.empty() ? "bench" : ctx.env.runId;
   CurveRun curve = joinCurveRun(control, run + "-curve", rank, world, timeout);
-  const std::vector<Path> paths{
-      {"direct", joinBenchRun("HEARTH_BENCH_DIRECT", run + "-direct", true, rank, timeout)},
-      {"relay", joinBenchRun("HEARTH_BENCH_RELAYED", run + "-relayed", false, rank, timeout)},
-      {"curve", curve.mesh}};
+  const std::vector<Path> allPaths{
+      {"direct", joinBenchRun("HEARTH_BENCH_DIRECT", run + "-direct", true, true, rank, timeout),
+       "direct"},
+      {"zmqdirect",
+       joinBenchRun("HEARTH_BENCH_DIRECT_ZMQ", run + "-direct-zmq", true, false, rank, timeout),
+       "direct"},
+      {"relay", joinBenchRun("HEARTH_BENCH_RELAYED", run + "-relayed", false, true, rank, timeout),
+       "relay"},
+      {"curve", curve.mesh, "direct"}};
+  std::vector<Path> paths;
+  for (const Path& path : allPaths) {
+    const bool wanted = config.only.empty() || std::find(config.only.begin(), config.only.end(),
+                                                         path.name) != config.only.end();
+    if (wanted) paths.push_back(path);
+  }
+  if (paths.size() < std::max<std::size_t>(1, config.only.size())) {
+    throw std::runtime_error("--only: the paths are direct, zmqdirect, relay and curve");
+  }
   const int next = (rank + 1) % world;
-  if (world > 1 &&
-      (paths[0].mesh->pathTo(next) != "direct" || paths[1].mesh->pathTo(next) != "relay" ||
-       paths[2].mesh->pathTo(next) != "direct")) {
-    throw std::runtime_error("--paths: the meshes do not use the expected paths");
+  for (const Path& path : allPaths) {
+    if (world > 1 && path.mesh->pathTo(next) != path.expectedPath) {
+      throw std::runtime_error(std::string("--paths: the ") + path.name + " mesh goes " +
+                               path.mesh->pathTo(next) + " to rank " + std::to_string(next) +
+                               ", expected " + path.expectedPath);
+    }
   }
   if (rank == 0) {
     std::printf("bench_transport --paths: %d ranks, %d iterations (median)\n", world,

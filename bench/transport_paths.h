@@ -18,6 +18,7 @@
 #pragma once
 
 #include <cstddef>
+#include <string>
 #include <vector>
 
 #include "hearth/runtime/init.h"
@@ -27,9 +28,10 @@ namespace hearth::bench {
 
 struct PathsConfig {
   int iterations = 5;
-  std::vector<double> sizesMb;  // allreduce sizes
-  std::vector<double> p2pKib;   // point-to-point message sizes
-  std::size_t chunkKib = 0;     // ring chunk size of hearth's collectives
+  std::vector<double> sizesMb;    // allreduce sizes
+  std::vector<double> p2pKib;     // point-to-point message sizes
+  std::size_t chunkKib = 0;       // ring chunk size of hearth's collectives
+  std::vector<std::string> only;  // path names to run (empty: all)
 };
 
 // Runs the whole --paths benchmark; every rank of ctx calls it. gloo may be

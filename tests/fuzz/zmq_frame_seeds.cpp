@@ -53,6 +53,9 @@ int main(int argc, char** argv) {
                   frame("token"));
   seeds.push_back(frame(HeaderWriter(Type::kDirectWelcome).i32(1).message()));
   seeds.push_back(frame(HeaderWriter(Type::kFence).i32(1).u64(12).u64(0).message()));
+  seeds.push_back(frame(HeaderWriter(Type::kAck).i32(1).u64(12).u64(0).message()));
+  seeds.push_back(frame(HeaderWriter(Type::kLaneOffer).i32(40000).message()) +
+                  frame(std::string(kLaneKeyBytes, '\x07')));
   for (std::size_t i = 0; i < seeds.size(); ++i) {
     const std::string path = std::string(argv[1]) + "/seed" + std::to_string(i);
     if (FILE* f = std::fopen(path.c_str(), "wb")) {

@@ -4,7 +4,11 @@
 // relay when a link fails, in-order delivery across a path switch, a lost
 // frame surfacing as a typed error, CURVE on direct links, strangers at a
 // listener, and the conformance suite with direct links. All on 127.0.0.1.
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <zmq.hpp>
 #include <zmq_addon.hpp>
 
@@ -420,6 +424,8 @@ TEST(ZmqDirect, CurveLinksCarryTrafficWithoutTheRelay) {
 // Rank 0 listens on a free loopback port known in advance (so that a
 // hand-made socket can dial it too) and logs into `lines`; rank 1 dials it.
 struct ListenerAndDialer {
+  explicit ListenerAndDialer(bool lanes = false) : bulkLanes(lanes) {}
+  bool bulkLanes;  // ZmqMeshOptions::bulkLanes of both nodes
   std::string endpoint = freeLoopbackEndpoint();
   std::unique_ptr<ZmqRelay> relay = startRelay(2);
   std::mutex linesMu;
@@ -439,7 +445,10 @@ struct ListenerAndDialer {
       std::lock_guard<std::mutex> lock(linesMu);
       lines.push_back(line);
     };
-    return joinAll({listening, nodeOptions(*relay, "")});
+    listening.bulkLanes = bulkLanes;
+    auto dialing = nodeOptions(*relay, "");
+    dialing.bulkLanes = bulkLanes;
+    return joinAll({listening, dialing});
   }
   // A hand-made DEALER that dials rank 0's listener and sends DIRECT_HELLO
   // claiming rank 1 with `token`.
@@ -453,6 +462,14 @@ struct ListenerAndDialer {
     hello.emplace_back(token);
     zmq::send_multipart(socket, hello);
     return socket;
+  }
+  // Whether rank 0 logs a line containing `text` within `patience`.
+  bool logsWithin(const std::string& text, Millis patience) {
+    const auto until = std::chrono::steady_clock::now() + patience;
+    while (!logged(text) && std::chrono::steady_clock::now() < until) {
+      std::this_thread::sleep_for(Millis(5));
+    }
+    return logged(text);
   }
   // Whether rank 0 logged a line containing `text`.
   bool logged(const std::string& text) {
@@ -471,7 +488,7 @@ TEST(ZmqDirect, StrangersAtAListenerAreRefusedAndIgnored) {
   zmq::context_t ctx;
   zmq::socket_t stranger = run.dialAsRank1(ctx, "guessed-token");
   zmq::pollitem_t items[] = {{stranger.handle(), 0, ZMQ_POLLIN, 0}};
-  zmq::poll(items, 1, kLong);
+  ASSERT_EQ(zmq::poll(items, 1, kLong), 1);
   std::vector<zmq::message_t> reply;
   ASSERT_TRUE(zmq::recv_multipart(stranger, std::back_inserter(reply)));
   ASSERT_EQ(reply.size(), 2u);
@@ -555,6 +572,63 @@ MeshBackend zmqDirectBackend() {
 
 INSTANTIATE_TEST_SUITE_P(ZmqDirect, MeshConformance, ::testing::Values(zmqDirectBackend()),
                          meshBackendName);
+
+TEST(ZmqDirect, BulkLanesCarryDirectDataAndCanBeTurnedOff) {
+  for (const bool lanes : {true, false}) {
+    SCOPED_TRACE(lanes ? "bulk lanes on" : "bulk lanes off");
+    ListenerAndDialer run(lanes);
+    ASSERT_EQ(run.ranks[1]->pathTo(0), "direct");
+    if (lanes) {
+      EXPECT_TRUE(run.logsWithin("bulk lane to rank 1 up (accepted)", Millis(3000)));
+    }
+    auto& ranks = run.ranks;
+    exchangeInOrder(*ranks[1], *ranks[0], 1, 30);
+    exchangeInOrder(*ranks[0], *ranks[1], 1, 30);
+    // Large messages both ways, intact.
+    MeshBytes big(std::size_t{9} << 20);
+    for (std::size_t i = 0; i < big.size(); ++i) big[i] = static_cast<std::uint8_t>(i * 31 + 7);
+    ranks[0]->send(1, 5, big, kLong);
+    ranks[1]->send(0, 5, big, kLong);
+    EXPECT_TRUE(ranks[1]->recv(0, 5, kLong) == big);
+    EXPECT_TRUE(ranks[0]->recv(1, 5, kLong) == big);
+    EXPECT_EQ(run.relay->stats().forwarded, 0u) << "direct traffic went through the relay";
+    EXPECT_FALSE(run.logged("refused"));
+    EXPECT_EQ(run.logged("bulk lane"), lanes);
+  }
+}
+
+TEST(ZmqDirect, ALaneConnectionWithoutTheOfferedKeyIsRefused) {
+  ListenerAndDialer run(true);
+  ASSERT_TRUE(run.logsWithin("bulk lane to rank 1 up (accepted)", Millis(3000)));
+  auto& ranks = run.ranks;
+  // A forger that knows the run id and token dials as rank 1 and so learns
+  // the lane port (from LANE_OFFER), but not the key the real rank 1 got.
+  zmq::context_t ctx;
+  zmq::socket_t forger = run.dialAsRank1(ctx, kToken);
+  int lanePort = -1;
+  for (int i = 0; i < 2 && lanePort < 0; ++i) {
+    zmq::pollitem_t items[] = {{forger.handle(), 0, ZMQ_POLLIN, 0}};
+    ASSERT_EQ(zmq::poll(items, 1, kLong), 1);
+    std::vector<zmq::message_t> reply;
+    ASSERT_TRUE(zmq::recv_multipart(forger, std::back_inserter(reply)));
+    const auto* header = static_cast<const std::uint8_t*>(reply[0].data());
+    if (header[1] == 16) lanePort = header[2] | (header[3] << 8);  // LANE_OFFER
+  }
+  ASSERT_GT(lanePort, 0);
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<std::uint16_t>(lanePort));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  std::uint8_t hello[32] = {'h', 'e', 'a', 'r', 't', 'h', 'L', '1', 1};  // rank 1, key all zero
+  ASSERT_EQ(::send(fd, hello, sizeof hello, 0), 32);
+  EXPECT_TRUE(run.logsWithin("refused a bulk lane connection claiming rank 1", kLong));
+  ::close(fd);
+  // The real rank 1 still reaches rank 0.
+  ranks[1]->send(0, 3, numbered(42), kLong);
+  EXPECT_EQ(numberOf(ranks[0]->recv(1, 3, kLong)), 42u);
+}
 
 }  // namespace
 }  // namespace testing

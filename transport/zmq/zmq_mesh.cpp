@@ -9,6 +9,7 @@
 // heartbeats, and watches the relay and the links.
 #include "hearth/transport/zmq_mesh.h"
 
+#include <pthread.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 #include <zmq.hpp>
@@ -17,6 +18,7 @@
 #include <algorithm>
 #include <array>
 #include <condition_variable>
+#include <cstring>
 #include <deque>
 #include <exception>
 #include <functional>
@@ -28,6 +30,7 @@
 #include <utility>
 
 #include "../common/mesh_core.h"
+#include "bulk_lane.h"
 #include "hearth/transport/curve_keys.h"
 #include "message_buffer_malloc.h"
 #include "zmq_monitor.h"
@@ -62,6 +65,10 @@ constexpr Millis kAckDelay{20};
 constexpr std::size_t kMaxEarlyFrames = std::size_t{1} << 16;
 // A receiver acknowledges a peer's stream at least every this many frames.
 constexpr std::uint64_t kAckEveryFrames = 8;
+// Bytes one I/O round reads from one bulk lane before it turns to the rest.
+constexpr std::size_t kLaneReadBudget = std::size_t{8} << 20;
+// Free receive buffers the bulk lanes of one node keep for reuse.
+constexpr std::size_t kLanePoolBytes = std::size_t{64} << 20;
 // DIRECT_HELLOs held until the directory is known.
 constexpr std::size_t kMaxHeldHellos = 256;
 constexpr char kDirectZapDomain[] = "hearth-direct";
@@ -158,6 +165,12 @@ struct Link {
   // link comes up).
   std::optional<Clock::time_point> retryAt;
   Millis redialAfter{0};
+  // The link's bulk lane (bulk_lane.h): DATA goes there once it is
+  // connected. Acceptor: the key of the lane it offered, until the dialer's
+  // connection arrives. Dialer: when to give up connecting it.
+  std::unique_ptr<zmqlane::BulkLane> lane;
+  std::optional<zmqlane::LaneKey> laneKey;
+  Clock::time_point laneDeadline;
 };
 
 // A dialer dials a failed link again after kFirstRedial, then after twice the
@@ -176,8 +189,10 @@ struct Io {
   std::string advertised;                   // the endpoint sent in HELLO ("" without a listener)
   std::unique_ptr<zmq::socket_t> listener;  // ROUTER for direct links (optional)
   std::unique_ptr<zmqwire::SocketMonitor> listenerMonitor;
-  std::unique_ptr<zmq::socket_t> zap;  // the listener's ZAP handler (CURVE only)
-  std::vector<Link> links;             // per peer rank
+  std::unique_ptr<zmq::socket_t> zap;                   // the listener's ZAP handler (CURVE only)
+  std::unique_ptr<zmqlane::LaneListener> laneListener;  // bulk lanes (plaintext links only)
+  std::shared_ptr<zmqlane::BufferPool> lanePool = zmqlane::BufferPool::create(kLanePoolBytes);
+  std::vector<Link> links;  // per peer rank
   std::map<std::string, int> byIdentity;
   std::vector<std::uint64_t> sendSeq;      // next DATA sequence number per destination
   std::vector<std::uint64_t> incarnation;  // per rank, mirrors Core::incarnation_
@@ -334,6 +349,7 @@ class Core {
   // ---- I/O thread ----
 
   void ioLoop() {
+    pthread_setname_np(pthread_self(), "hearth-mesh-io");  // for top, perf, gdb
     try {
       zmq::context_t context(1);
       Io io(context);
@@ -580,7 +596,118 @@ class Core {
              "', is not a dialable tcp://HOST:PORT (set advertiseEndpoint / HEARTH_ADVERTISE)";
       return false;
     }
+    openLaneListener(io, l.get(zmq::sockopt::last_endpoint));
     return true;
+  }
+
+  // ---- bulk lanes (bulk_lane.h) ----
+
+  bool lanesOn() const { return options_.bulkLanes && !curve(); }
+
+  // Listens for bulk lanes on the host the direct-link listener is bound to.
+  // Without one (CURVE, turned off, a host name, a failure) links carry
+  // everything over ZeroMQ.
+  void openLaneListener(Io& io, const std::string& bound) {
+    if (!lanesOn()) return;
+    const std::string host = zmqlane::numericHostOf(bound);
+    std::string why = "the listener's host in " + bound + " is not numeric";
+    if (!host.empty()) io.laneListener = zmqlane::LaneListener::open(host, &why);
+    if (!io.laneListener) log("no bulk lanes (" + why + "): direct links carry DATA over ZeroMQ");
+  }
+
+  // Acceptor of a link that just came up: offers the dialer a bulk lane.
+  void offerLane(Io& io, int p) {
+    Link& link = io.links[p];
+    if (!io.laneListener) return;
+    link.laneKey = zmqlane::randomKey();
+    std::array<zmq::message_t, 3> offer{
+        zmq::message_t(link.identity.data(), link.identity.size()),
+        HeaderWriter(Type::kLaneOffer).i32(io.laneListener->port()).message(),
+        zmq::message_t(link.laneKey->data(), link.laneKey->size())};
+    try {
+      zmq::send_multipart(*io.listener, offer, zmq::send_flags::dontwait);
+    } catch (const zmq::error_t&) {
+      link.laneKey.reset();  // the connection is gone: the link goes down by itself
+    }
+  }
+
+  // Dialer: LANE_OFFER from p. Connects in the background; DATA moves to
+  // the lane once it is connected (an offer that cannot be taken up leaves
+  // the link as it is).
+  void takeLaneOffer(Io& io, int p, HeaderReader& reader, const zmq::message_t& keyFrame) {
+    Link& link = io.links[p];
+    const int port = reader.i32();
+    if (keyFrame.size() != zmqlane::kKeyBytes) {
+      directViolation(io, p, "LANE_OFFER with a " + std::to_string(keyFrame.size()) + "-byte key");
+      return;
+    }
+    if (!lanesOn() || link.lane) return;
+    zmqlane::LaneKey key;
+    std::memcpy(key.data(), keyFrame.data(), key.size());
+    const std::string host = zmqlane::numericHostOf(directory_[p].endpoint);
+    std::string why = "the host of " + directory_[p].endpoint + " is not numeric";
+    if (!host.empty()) {
+      link.lane = zmqlane::BulkLane::dial(host, port, rank_, key, options_.maxMessageBytes,
+                                          io.lanePool, &why);
+    }
+    if (!link.lane) {
+      log("no bulk lane to rank " + std::to_string(p) + " (" + why + ")");
+      return;
+    }
+    link.laneDeadline = Clock::now() + options_.directConnectTimeout;
+  }
+
+  // Acceptor: lane connections whose hello arrived; each must match the
+  // offer made on that rank's link.
+  void acceptLanes(Io& io) {
+    for (const auto& a : io.laneListener->service(options_.directConnectTimeout)) {
+      const bool known = a.rank >= 0 && a.rank < worldSize_ && a.rank != rank_;
+      Link* link = known ? &io.links[a.rank] : nullptr;
+      if (link == nullptr || link->state != LinkState::kUp || !link->laneKey ||
+          *link->laneKey != a.key) {
+        ::close(a.fd);
+        log("refused a bulk lane connection claiming rank " + std::to_string(a.rank) +
+            " (no matching offer)");
+        continue;
+      }
+      link->lane = zmqlane::BulkLane::adopt(a.fd, options_.maxMessageBytes, io.lanePool);
+      link->laneKey.reset();  // one lane per offer
+      log("bulk lane to rank " + std::to_string(a.rank) + " up (accepted)");
+    }
+  }
+
+  // Connects, writes and reads every lane; a lane that fails takes its
+  // link down with it (its frames go through the relay), except a dialer's
+  // lane that never connected: then the link just keeps using ZeroMQ.
+  void serviceLanes(Io& io) {
+    if (io.laneListener) acceptLanes(io);
+    std::vector<zmqlane::LaneFrame> frames;
+    for (int p = 0; p < static_cast<int>(io.links.size()); ++p) {
+      Link& link = io.links[p];
+      if (!link.lane) continue;
+      std::string why;
+      if (!link.lane->connected()) {
+        if (!link.lane->flush(&why) || Clock::now() >= link.laneDeadline) {
+          if (why.empty()) why = "not connected in time";
+          log("no bulk lane to rank " + std::to_string(p) + " (" + why + ")");
+          link.lane.reset();
+        } else if (link.lane->connected()) {
+          log("bulk lane to rank " + std::to_string(p) + " up (dialed)");
+        }
+        continue;
+      }
+      frames.clear();
+      const bool ok =
+          link.lane->flush(&why) && link.lane->readFrames(&frames, kLaneReadBudget, &why);
+      if (!frames.empty()) {
+        link.lastHeard = Clock::now();
+        std::lock_guard<std::mutex> lock(mu_);
+        if (io.incarnation[p] == incarnation_[p]) {  // else: from a node since replaced
+          for (auto& f : frames) deliverOrderedLocked(p, f.tag, f.seq, std::move(f.bytes));
+        }
+      }
+      if (!ok) linkDown(io, p, "bulk lane: " + why);
+    }
   }
 
   std::shared_ptr<RequestState> makeState(bool isRecv, int peer, MeshTag tag) {
@@ -816,6 +943,11 @@ class Core {
   // about the direct link). Keeps the per-path order.
   void route(Io& io, WireFrame f) {
     Link& link = io.links[f.dst];
+    if (link.state == LinkState::kUp && f.kind == FrameKind::kData && link.lane &&
+        link.lane->connected()) {
+      link.lane->enqueue(f.tag, f.seq, std::move(f.payload));  // written by serviceLanes
+      return;
+    }
     if (link.state == LinkState::kUp && f.kind != FrameKind::kFence) {
       if (link.role == LinkRole::kDial) {
         link.stalled.push_back(std::move(f));
@@ -875,6 +1007,8 @@ class Core {
     }
     link.state = LinkState::kDown;
     link.monitor.reset();
+    link.lane.reset();
+    link.laneKey.reset();
     if (auto socket = std::move(link.socket); socket && wasUp) {
       // Frames already received on the link are still in order: deliver them.
       for (int i = 0; i < 100000; ++i) {
@@ -1012,6 +1146,13 @@ class Core {
           return;
         }
         linkUp(io, p, "dialed " + directory_[p].endpoint);
+        return;
+      case Type::kLaneOffer:
+        if (link.state != LinkState::kUp) {
+          directViolation(io, p, "LANE_OFFER before DIRECT_WELCOME");
+          return;
+        }
+        takeLaneOffer(io, p, reader, frames[1]);
         return;
       case Type::kReject:
         linkDown(io, p,
@@ -1183,6 +1324,7 @@ class Core {
       return;
     }
     linkUp(io, p, "accepted on " + directory_[rank_].endpoint);
+    offerLane(io, p);
   }
 
   // Answers one ZAP request for the listener: every CURVE client may
@@ -1229,6 +1371,7 @@ class Core {
       if (breakAll == LinkBreak::kLinksAndListener) {
         io.listenerMonitor.reset();
         io.listener.reset();
+        io.laneListener.reset();
       }
     }
     for (int p = 0; p < worldSize_; ++p) {
@@ -1326,6 +1469,7 @@ class Core {
     std::deque<Outgoing> sending;
     std::vector<zmq::pollitem_t> items;
     std::vector<int> dialerOf;  // items index -> peer (dialer sockets and monitors)
+    std::vector<int> laneFds;
     std::optional<Clock::time_point> drainUntil;  // leaving: waiting for ACKs until then
     bool ackOwed = false;                         // sendAcks left an ACK for later
     for (;;) {
@@ -1401,6 +1545,15 @@ class Core {
         items.push_back({link.monitor->socket().handle(), 0, ZMQ_POLLIN, 0});
         dialerOf.push_back(p);
         stalledAny = stalledAny || !link.stalled.empty();
+      }
+      // Bulk lanes: only to wake the loop (serviceLanes visits every lane).
+      laneFds.clear();
+      if (io.laneListener) io.laneListener->pollFds(&laneFds);
+      for (const int fd : laneFds) items.push_back({nullptr, fd, ZMQ_POLLIN, 0});
+      for (const Link& link : io.links) {
+        if (!link.lane) continue;
+        const short events = ZMQ_POLLIN | (link.lane->wantsWrite() ? ZMQ_POLLOUT : 0);
+        items.push_back({nullptr, link.lane->fd(), events, 0});
       }
       // Links have timers of their own: look at the clock at least every 50 ms;
       // an ACK that is owed goes out within kAckDelay.
@@ -1499,6 +1652,7 @@ class Core {
       }
       ackOwed = io.linksSetUp && sendAcks(io);
       sending.clear();
+      if (io.linksSetUp) serviceLanes(io);
       for (auto& link : io.links) {
         if (link.socket && link.state == LinkState::kUp) flushDialer(io, link);
       }

@@ -16,7 +16,7 @@
 namespace hearth {
 namespace zmqwire {
 
-constexpr std::uint8_t kVersion = 5;
+constexpr std::uint8_t kVersion = 6;
 
 // HELLO's resumeIncarnation for a node that joins afresh (not resuming after
 // a relay restart).
@@ -45,9 +45,13 @@ enum class Type : std::uint8_t {
                         //   u64 incarnation (as in DATA)
   kAck = 15,            // i32 peer (dst node->relay, src relay->node), u64 next seq
                         //   delivered from that peer, u64 incarnation (as in DATA)
+  kLaneOffer = 16,      // listener -> dialer on a direct link: i32 bulk lane port;
+                        //   frame: 16-byte lane key (bulk_lane.h)
 };
 
-constexpr std::uint8_t kLastType = 15;
+constexpr std::uint8_t kLastType = 16;
+// LANE_OFFER's key.
+constexpr std::size_t kLaneKeyBytes = 16;
 
 // Number of frames (after the ROUTER identity) each type must have.
 inline int expectedFrames(Type type) {
@@ -58,6 +62,7 @@ inline int expectedFrames(Type type) {
       return 4;
     case Type::kDirectHello:
       return 3;
+    case Type::kLaneOffer:
     case Type::kReject:
     case Type::kData:
     case Type::kPeerLost:
@@ -81,6 +86,7 @@ inline std::size_t headerSize(Type type) {
   switch (type) {
     case Type::kDirectHello:
     case Type::kDirectWelcome:
+    case Type::kLaneOffer:
       return 2 + 4;
     case Type::kHello:
       return 2 + 4 + 8;
@@ -399,6 +405,13 @@ inline bool parseMessage(const zmq::message_t* frames, std::size_t count, Parsed
       return str(1, kMaxStringBytes, "run id") && str(2, kMaxStringBytes, "join token");
     case Type::kDirectWelcome:
       out->rank = reader.i32();
+      return true;
+    case Type::kLaneOffer:
+      out->rank = reader.i32();  // the lane's port
+      if (frames[1].size() != kLaneKeyBytes) {
+        *why = "lane key of " + std::to_string(frames[1].size()) + " bytes";
+        return false;
+      }
       return true;
     case Type::kPing:
     case Type::kPong:

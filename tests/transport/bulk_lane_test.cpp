@@ -1,0 +1,270 @@
+// Bulk lanes (transport/zmq/bulk_lane.h) and their buffer pool on real
+// loopback sockets: the hello, frames both ways, hostile input, failures.
+#include "bulk_lane.h"
+
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
+#include <thread>
+
+#include "buffer_pool.h"
+
+namespace hearth {
+namespace zmqlane {
+namespace {
+
+using std::chrono::milliseconds;
+constexpr std::int64_t kMaxFrame = std::int64_t{64} << 20;
+constexpr auto kPatience = std::chrono::seconds(10);
+
+LaneKey keyOf(std::uint8_t seed) {
+  LaneKey key;
+  for (std::size_t i = 0; i < key.size(); ++i) key[i] = static_cast<std::uint8_t>(seed + i);
+  return key;
+}
+
+zmq::message_t patterned(std::size_t n, std::uint8_t seed) {
+  zmq::message_t m(n);
+  auto* p = static_cast<std::uint8_t*>(m.data());
+  for (std::size_t i = 0; i < n; ++i) p[i] = static_cast<std::uint8_t>(seed + i * 7);
+  return m;
+}
+
+bool isPatterned(const MeshBytes& b, std::size_t n, std::uint8_t seed) {
+  if (b.size() != n) return false;
+  for (std::size_t i = 0; i < n; ++i) {
+    if (b[i] != static_cast<std::uint8_t>(seed + i * 7)) return false;
+  }
+  return true;
+}
+
+// Flushes the dialer (its hello) and services the listener until the hello
+// is in.
+LaneListener::Arrival arrivalAt(LaneListener& listener, BulkLane& dialer) {
+  const auto until = std::chrono::steady_clock::now() + kPatience;
+  std::string why;
+  while (std::chrono::steady_clock::now() < until) {
+    EXPECT_TRUE(dialer.flush(&why)) << why;
+    auto arrivals = listener.service(milliseconds(5000));
+    if (!arrivals.empty()) return arrivals.front();
+    std::this_thread::sleep_for(milliseconds(1));
+  }
+  ADD_FAILURE() << "no hello arrived";
+  return {-1, {}, -1};
+}
+
+// A dialed lane, connected and its hello read by the listener.
+struct LanePair {
+  std::shared_ptr<BufferPool> pool = BufferPool::create(std::size_t{16} << 20);
+  std::unique_ptr<LaneListener> listener;
+  std::unique_ptr<BulkLane> dialer;
+  std::unique_ptr<BulkLane> acceptor;
+  LaneListener::Arrival arrival{};
+
+  LanePair() {
+    std::string why;
+    listener = LaneListener::open("127.0.0.1", &why);
+    EXPECT_TRUE(listener) << why;
+    dialer = BulkLane::dial("127.0.0.1", listener->port(), 3, keyOf(9), kMaxFrame, pool, &why);
+    EXPECT_TRUE(dialer) << why;
+    arrival = arrivalAt(*listener, *dialer);
+    acceptor = BulkLane::adopt(arrival.fd, kMaxFrame, pool);
+    EXPECT_TRUE(dialer->flush(&why)) << why;
+    EXPECT_TRUE(dialer->connected());
+  }
+};
+
+// Flushes `from` and reads `to` until `count` frames arrived (or time is up).
+std::vector<LaneFrame> pump(BulkLane& from, BulkLane& to, std::size_t count) {
+  std::vector<LaneFrame> got;
+  const auto until = std::chrono::steady_clock::now() + kPatience;
+  std::string why;
+  while (got.size() < count && std::chrono::steady_clock::now() < until) {
+    EXPECT_TRUE(from.flush(&why)) << why;
+    EXPECT_TRUE(to.readFrames(&got, std::size_t{1} << 20, &why)) << why;
+  }
+  return got;
+}
+
+TEST(BulkLane, HelloCarriesTheDialersRankAndKey) {
+  LanePair pair;
+  EXPECT_EQ(pair.arrival.rank, 3);
+  EXPECT_EQ(pair.arrival.key, keyOf(9));
+  EXPECT_EQ(pair.listener->refused(), 0);
+}
+
+TEST(BulkLane, FramesOfEverySizeArriveIntactAndInOrderBothWays) {
+  LanePair pair;
+  const std::size_t sizes[] = {0, 1, 13, 65536, 5 << 20};
+  for (std::size_t i = 0; i < std::size(sizes); ++i) {
+    pair.dialer->enqueue(100 + i, 7 + i, patterned(sizes[i], static_cast<std::uint8_t>(i)));
+    pair.acceptor->enqueue(200 + i, 50 + i, patterned(sizes[i], static_cast<std::uint8_t>(i + 1)));
+  }
+  const auto there = pump(*pair.dialer, *pair.acceptor, std::size(sizes));
+  const auto back = pump(*pair.acceptor, *pair.dialer, std::size(sizes));
+  ASSERT_EQ(there.size(), std::size(sizes));
+  ASSERT_EQ(back.size(), std::size(sizes));
+  for (std::size_t i = 0; i < std::size(sizes); ++i) {
+    EXPECT_EQ(there[i].tag, 100 + i);
+    EXPECT_EQ(there[i].seq, 7 + i);
+    EXPECT_TRUE(isPatterned(there[i].bytes, sizes[i], static_cast<std::uint8_t>(i))) << i;
+    EXPECT_EQ(back[i].tag, 200 + i);
+    EXPECT_EQ(back[i].seq, 50 + i);
+    EXPECT_TRUE(isPatterned(back[i].bytes, sizes[i], static_cast<std::uint8_t>(i + 1))) << i;
+  }
+  EXPECT_FALSE(pair.dialer->wantsWrite());
+}
+
+TEST(BulkLane, ReceiveBuffersGoBackToThePoolAndAreReused) {
+  LanePair pair;
+  pair.dialer->enqueue(1, 0, patterned(1 << 20, 1));
+  auto first = pump(*pair.dialer, *pair.acceptor, 1);
+  ASSERT_EQ(first.size(), 1u);
+  const std::uint8_t* buffer = first[0].bytes.data();
+  EXPECT_EQ(pair.pool->pooledBytes(), 0u);
+  first.clear();  // the last holder lets go
+  EXPECT_EQ(pair.pool->pooledBytes(), std::size_t{1} << 20);
+  pair.dialer->enqueue(1, 1, patterned(1 << 20, 2));
+  auto second = pump(*pair.dialer, *pair.acceptor, 1);
+  ASSERT_EQ(second.size(), 1u);
+  EXPECT_EQ(second[0].bytes.data(), buffer);
+  EXPECT_TRUE(isPatterned(second[0].bytes, 1 << 20, 2));
+}
+
+TEST(BulkLane, BuffersOutliveTheirPoolAndThePoolKeepsItsCap) {
+  auto pool = BufferPool::create(std::size_t{1} << 20);
+  MeshBytes a = pool->take(std::size_t{1} << 20);
+  MeshBytes b = pool->take(std::size_t{1} << 20);
+  MeshBytes small = pool->take(100);
+  a = MeshBytes();
+  b = MeshBytes();  // over the cap: freed, not kept
+  small = MeshBytes();
+  EXPECT_EQ(pool->pooledBytes(), std::size_t{1} << 20);
+  MeshBytes kept = pool->take(std::size_t{1} << 20);
+  pool.reset();
+  std::memset(kept.data(), 1, kept.size());  // still valid after the pool is gone
+  EXPECT_EQ(kept[kept.size() - 1], 1);
+}
+
+// Raw bytes into a lane from a plain socket: the reader must refuse them.
+std::string readAfterRaw(const std::uint8_t* bytes, std::size_t n) {
+  int fds[2];
+  EXPECT_EQ(::socketpair(AF_UNIX, SOCK_STREAM, 0, fds), 0);
+  auto lane = BulkLane::adopt(fds[0], 1024, BufferPool::create(0));
+  EXPECT_EQ(::send(fds[1], bytes, n, 0), static_cast<ssize_t>(n));
+  std::vector<LaneFrame> frames;
+  std::string why;
+  EXPECT_FALSE(lane->readFrames(&frames, 1 << 20, &why));
+  EXPECT_TRUE(frames.empty());
+  ::close(fds[1]);
+  return why;
+}
+
+TEST(BulkLane, MalformedOrOversizedHeadersAreErrorsNotFrames) {
+  std::uint8_t header[kFrameHeaderBytes] = {};
+  std::memcpy(header, "junk", 4);
+  EXPECT_NE(readAfterRaw(header, sizeof header).find("malformed frame header"), std::string::npos);
+  const std::uint32_t magic = kLaneFrameMagic;
+  std::memcpy(header, &magic, 4);
+  const std::uint64_t huge = 4096;  // over the lane's 1024-byte limit
+  std::memcpy(header + 24, &huge, 8);
+  EXPECT_NE(readAfterRaw(header, sizeof header).find("limit 1024"), std::string::npos);
+}
+
+TEST(BulkLane, PeerClosingMidFrameIsAnErrorAndDeliversNothingPartial) {
+  LanePair pair;
+  pair.dialer->enqueue(1, 0, patterned(4 << 20, 1));
+  std::string why;
+  ASSERT_TRUE(pair.dialer->flush(&why)) << why;  // part of it, at least
+  pair.dialer.reset();                           // closed mid-frame
+  std::vector<LaneFrame> frames;
+  const auto until = std::chrono::steady_clock::now() + kPatience;
+  bool ok = true;
+  while (ok && std::chrono::steady_clock::now() < until) {
+    ok = pair.acceptor->readFrames(&frames, std::size_t{64} << 20, &why);
+  }
+  EXPECT_FALSE(ok);
+  EXPECT_TRUE(frames.empty());
+  EXPECT_TRUE(why.find("closed by the peer") != std::string::npos ||
+              why.find("recv") != std::string::npos)
+      << why;
+}
+
+TEST(BulkLane, ListenerRefusesABadHelloAndOneThatNeverComes) {
+  std::string why;
+  auto listener = LaneListener::open("127.0.0.1", &why);
+  ASSERT_TRUE(listener) << why;
+  auto connectRaw = [&] {
+    auto probe = BulkLane::dial("127.0.0.1", listener->port(), 0, keyOf(0), kMaxFrame,
+                                BufferPool::create(0), &why);
+    EXPECT_TRUE(probe) << why;
+    return probe;
+  };
+  // A stranger's bytes instead of a hello.
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  {
+    auto lane = connectRaw();  // only to learn that connects work; closed at once
+  }
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<std::uint16_t>(listener->port()));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  const char junk[kHelloBytes] = "GET / HTTP/1.1\r\n\r\n";
+  ASSERT_EQ(::send(fd, junk, sizeof junk, 0), static_cast<ssize_t>(sizeof junk));
+  // A silent connection, refused after the hello timeout.
+  int silent = ::socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_EQ(::connect(silent, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  const auto until = std::chrono::steady_clock::now() + kPatience;
+  while (listener->refused() < 3 && std::chrono::steady_clock::now() < until) {
+    EXPECT_TRUE(listener->service(milliseconds(200)).empty());
+    std::this_thread::sleep_for(milliseconds(5));
+  }
+  // The closed probe, the junk and the silent one.
+  EXPECT_EQ(listener->refused(), 3);
+  ::close(fd);
+  ::close(silent);
+}
+
+TEST(BulkLane, DialingAClosedPortFailsWithTheReason) {
+  std::string why;
+  int port;
+  {
+    auto listener = LaneListener::open("127.0.0.1", &why);
+    ASSERT_TRUE(listener) << why;
+    port = listener->port();
+  }  // closed: nothing listens there now
+  auto lane =
+      BulkLane::dial("127.0.0.1", port, 0, keyOf(0), kMaxFrame, BufferPool::create(0), &why);
+  if (!lane) {
+    EXPECT_NE(why.find("connect"), std::string::npos) << why;
+    return;
+  }
+  bool ok = true;
+  const auto until = std::chrono::steady_clock::now() + kPatience;
+  while (ok && !lane->connected() && std::chrono::steady_clock::now() < until) {
+    ok = lane->flush(&why);
+    std::this_thread::sleep_for(milliseconds(1));
+  }
+  EXPECT_FALSE(ok);
+  EXPECT_NE(why.find("connect"), std::string::npos) << why;
+}
+
+TEST(BulkLane, OnlyNumericHostsQualify) {
+  EXPECT_EQ(numericHostOf("tcp://127.0.0.1:5555"), "127.0.0.1");
+  EXPECT_EQ(numericHostOf("tcp://[::1]:5555"), "::1");
+  EXPECT_EQ(numericHostOf("tcp://relay.example:5555"), "");
+  EXPECT_EQ(numericHostOf("ipc:///tmp/x"), "");
+  std::string why;
+  EXPECT_FALSE(LaneListener::open("localhost", &why));
+  EXPECT_NE(why.find("not a numeric address"), std::string::npos) << why;
+}
+
+}  // namespace
+}  // namespace zmqlane
+}  // namespace hearth

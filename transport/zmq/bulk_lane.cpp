@@ -1,0 +1,346 @@
+// Bulk lanes: non-blocking plain TCP for a direct link's DATA frames.
+#include "bulk_lane.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <random>
+
+namespace hearth {
+namespace zmqlane {
+namespace {
+
+constexpr char kHelloMagic[8] = {'h', 'e', 'a', 'r', 't', 'h', 'L', '1'};
+// Frames gathered into one sendmsg.
+constexpr std::size_t kMaxIovecs = 64;
+
+void putLe(std::uint8_t* at, std::uint64_t v, int bytes) {
+  for (int i = 0; i < bytes; ++i) at[i] = static_cast<std::uint8_t>(v >> (8 * i));
+}
+std::uint64_t getLe(const std::uint8_t* at, int bytes) {
+  std::uint64_t v = 0;
+  for (int i = 0; i < bytes; ++i) v |= std::uint64_t{at[i]} << (8 * i);
+  return v;
+}
+
+std::string errnoText(const char* what) {
+  return std::string(what) + ": " + std::strerror(errno);
+}
+
+bool wouldBlock() {
+  return errno == EAGAIN || errno == EWOULDBLOCK;
+}
+
+// A socket address for a numeric host and port; false if host is not numeric.
+bool makeAddress(const std::string& host, int port, sockaddr_storage* addr, socklen_t* len) {
+  std::memset(addr, 0, sizeof(*addr));
+  auto* v4 = reinterpret_cast<sockaddr_in*>(addr);
+  if (inet_pton(AF_INET, host.c_str(), &v4->sin_addr) == 1) {
+    v4->sin_family = AF_INET;
+    v4->sin_port = htons(static_cast<std::uint16_t>(port));
+    *len = sizeof(sockaddr_in);
+    return true;
+  }
+  auto* v6 = reinterpret_cast<sockaddr_in6*>(addr);
+  if (inet_pton(AF_INET6, host.c_str(), &v6->sin6_addr) == 1) {
+    v6->sin6_family = AF_INET6;
+    v6->sin6_port = htons(static_cast<std::uint16_t>(port));
+    *len = sizeof(sockaddr_in6);
+    return true;
+  }
+  return false;
+}
+
+void setNoDelay(int fd) {
+  int one = 1;
+  ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+}
+
+}  // namespace
+
+LaneKey randomKey() {
+  std::random_device device;
+  LaneKey key;
+  for (std::size_t i = 0; i < key.size(); i += 4) {
+    putLe(key.data() + i, device(), 4);
+  }
+  return key;
+}
+
+std::string numericHostOf(const std::string& endpoint) {
+  if (endpoint.rfind("tcp://", 0) != 0) return "";
+  const std::string rest = endpoint.substr(6);
+  const auto colon = rest.rfind(':');
+  if (colon == std::string::npos || colon == 0) return "";
+  std::string host = rest.substr(0, colon);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  sockaddr_storage addr;
+  socklen_t len;
+  return makeAddress(host, 0, &addr, &len) ? host : "";
+}
+
+// ---- LaneListener ----
+
+std::unique_ptr<LaneListener> LaneListener::open(const std::string& host, std::string* why) {
+  sockaddr_storage addr;
+  socklen_t len;
+  if (!makeAddress(host, 0, &addr, &len)) {
+    *why = "'" + host + "' is not a numeric address";
+    return nullptr;
+  }
+  const int fd = ::socket(addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    *why = errnoText("socket");
+    return nullptr;
+  }
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), len) != 0 || ::listen(fd, 64) != 0 ||
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+    *why = errnoText("bind/listen");
+    ::close(fd);
+    return nullptr;
+  }
+  const int port =
+      ntohs(addr.ss_family == AF_INET ? reinterpret_cast<sockaddr_in*>(&addr)->sin_port
+                                      : reinterpret_cast<sockaddr_in6*>(&addr)->sin6_port);
+  return std::unique_ptr<LaneListener>(new LaneListener(fd, port));
+}
+
+LaneListener::~LaneListener() {
+  for (const Pending& p : pending_) ::close(p.fd);
+  ::close(fd_);
+}
+
+void LaneListener::pollFds(std::vector<int>* fds) const {
+  fds->push_back(fd_);
+  for (const Pending& p : pending_) fds->push_back(p.fd);
+}
+
+std::vector<LaneListener::Arrival> LaneListener::service(std::chrono::milliseconds helloTimeout) {
+  const auto now = Clock::now();
+  for (;;) {
+    const int fd = ::accept4(fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) break;  // EAGAIN, or a connection that went away meanwhile
+    pending_.push_back(Pending{fd, now, {}, 0});
+  }
+  std::vector<Arrival> arrivals;
+  for (auto it = pending_.begin(); it != pending_.end();) {
+    bool closeIt = false;
+    while (it->have < kHelloBytes) {
+      const ssize_t n = ::recv(it->fd, it->hello.data() + it->have, kHelloBytes - it->have, 0);
+      if (n > 0) {
+        it->have += static_cast<std::size_t>(n);
+        continue;
+      }
+      closeIt = n == 0 || !wouldBlock();
+      break;
+    }
+    if (it->have == kHelloBytes) {
+      const std::uint8_t* h = it->hello.data();
+      if (std::memcmp(h, kHelloMagic, sizeof kHelloMagic) == 0 && getLe(h + 12, 4) == 0) {
+        Arrival a{static_cast<int>(static_cast<std::int32_t>(getLe(h + 8, 4))), {}, it->fd};
+        std::memcpy(a.key.data(), h + 16, kKeyBytes);
+        setNoDelay(it->fd);
+        arrivals.push_back(a);
+        it = pending_.erase(it);
+        continue;
+      }
+      closeIt = true;
+    }
+    if (closeIt || now - it->since > helloTimeout) {
+      ::close(it->fd);
+      ++refused_;
+      it = pending_.erase(it);
+      continue;
+    }
+    ++it;
+  }
+  return arrivals;
+}
+
+// ---- BulkLane ----
+
+std::unique_ptr<BulkLane> BulkLane::dial(const std::string& host, int port, int myRank,
+                                         const LaneKey& key, std::int64_t maxFrameBytes,
+                                         std::shared_ptr<BufferPool> pool, std::string* why) {
+  sockaddr_storage addr;
+  socklen_t len;
+  if (port < 1 || port > 65535 || !makeAddress(host, port, &addr, &len)) {
+    *why = "cannot dial '" + host + ":" + std::to_string(port) + "' (numeric hosts only)";
+    return nullptr;
+  }
+  const int fd = ::socket(addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    *why = errnoText("socket");
+    return nullptr;
+  }
+  setNoDelay(fd);
+  const int rc = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), len);
+  if (rc != 0 && errno != EINPROGRESS) {
+    *why = errnoText("connect");
+    ::close(fd);
+    return nullptr;
+  }
+  std::unique_ptr<BulkLane> lane(new BulkLane(fd, rc == 0, maxFrameBytes, std::move(pool)));
+  Outgoing hello{{}, kHelloBytes, zmq::message_t(), 0};
+  std::memcpy(hello.header.data(), kHelloMagic, sizeof kHelloMagic);
+  putLe(hello.header.data() + 8, static_cast<std::uint32_t>(myRank), 4);
+  putLe(hello.header.data() + 12, 0, 4);
+  std::memcpy(hello.header.data() + 16, key.data(), kKeyBytes);
+  lane->out_.push_back(std::move(hello));
+  return lane;
+}
+
+std::unique_ptr<BulkLane> BulkLane::adopt(int fd, std::int64_t maxFrameBytes,
+                                          std::shared_ptr<BufferPool> pool) {
+  return std::unique_ptr<BulkLane>(new BulkLane(fd, true, maxFrameBytes, std::move(pool)));
+}
+
+BulkLane::~BulkLane() {
+  ::close(fd_);
+}
+
+void BulkLane::enqueue(MeshTag tag, std::uint64_t seq, zmq::message_t body) {
+  Outgoing o{{}, kFrameHeaderBytes, std::move(body), 0};
+  std::uint8_t* h = o.header.data();
+  putLe(h, kLaneFrameMagic, 4);
+  putLe(h + 4, 0, 4);
+  putLe(h + 8, tag, 8);
+  putLe(h + 16, seq, 8);
+  putLe(h + 24, o.body.size(), 8);
+  out_.push_back(std::move(o));
+}
+
+bool BulkLane::finishConnect(std::string* why) {
+  pollfd p{fd_, POLLOUT, 0};
+  if (::poll(&p, 1, 0) <= 0) return true;  // still connecting
+  int error = 0;
+  socklen_t len = sizeof(error);
+  if (::getsockopt(fd_, SOL_SOCKET, SO_ERROR, &error, &len) != 0) error = errno;
+  if (error != 0) {
+    *why = std::string("connect: ") + std::strerror(error);
+    return false;
+  }
+  connected_ = true;
+  return true;
+}
+
+bool BulkLane::flush(std::string* why) {
+  if (!connected_ && !finishConnect(why)) return false;
+  while (connected_ && !out_.empty()) {
+    iovec iov[kMaxIovecs];
+    std::size_t n = 0;
+    for (auto it = out_.begin(); it != out_.end() && n + 2 <= kMaxIovecs; ++it) {
+      std::size_t skip = it->written;
+      if (skip < it->headerBytes) {
+        iov[n++] = {it->header.data() + skip, it->headerBytes - skip};
+        skip = 0;
+      } else {
+        skip -= it->headerBytes;
+      }
+      if (it->body.size() > skip) {
+        iov[n++] = {static_cast<std::uint8_t*>(it->body.data()) + skip, it->body.size() - skip};
+      }
+    }
+    msghdr msg{};
+    msg.msg_iov = iov;
+    msg.msg_iovlen = n;
+    const ssize_t sent = ::sendmsg(fd_, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (sent < 0) {
+      if (wouldBlock()) return true;
+      if (errno == EINTR) continue;
+      *why = errnoText("send");
+      return false;
+    }
+    auto left = static_cast<std::size_t>(sent);
+    while (!out_.empty()) {
+      Outgoing& o = out_.front();
+      const std::size_t rest = o.headerBytes + o.body.size() - o.written;
+      if (left < rest) {
+        o.written += left;
+        break;
+      }
+      left -= rest;
+      out_.pop_front();
+    }
+  }
+  return true;
+}
+
+// Header of the next frame complete: checks it and allocates the body.
+bool BulkLane::startBody(std::string* why) {
+  const std::uint8_t* h = header_.data();
+  if (getLe(h, 4) != kLaneFrameMagic || getLe(h + 4, 4) != 0) {
+    *why = "malformed frame header";
+    return false;
+  }
+  tag_ = getLe(h + 8, 8);
+  seq_ = getLe(h + 16, 8);
+  const std::uint64_t size = getLe(h + 24, 8);
+  if (size > static_cast<std::uint64_t>(maxFrameBytes_)) {
+    *why =
+        "a " + std::to_string(size) + "-byte frame (limit " + std::to_string(maxFrameBytes_) + ")";
+    return false;
+  }
+  body_ = pool_->take(size);  // every byte is written by the read
+  bodyHave_ = 0;
+  inBody_ = true;
+  return true;
+}
+
+bool BulkLane::readFrames(std::vector<LaneFrame>* out, std::size_t maxBytes, std::string* why) {
+  std::size_t read = 0;
+  while (read < maxBytes) {
+    if (inBody_ && bodyHave_ == body_.size()) {
+      out->push_back(LaneFrame{tag_, seq_, std::move(body_)});
+      inBody_ = false;
+      headerHave_ = 0;
+      continue;
+    }
+    std::uint8_t* into;
+    std::size_t want;
+    if (inBody_) {
+      into = body_.data() + bodyHave_;
+      want = body_.size() - bodyHave_;
+    } else {
+      into = header_.data() + headerHave_;
+      want = kFrameHeaderBytes - headerHave_;
+    }
+    const ssize_t n = ::recv(fd_, into, want, MSG_DONTWAIT);
+    if (n == 0) {
+      *why = "closed by the peer";
+      return false;
+    }
+    if (n < 0) {
+      if (wouldBlock()) return true;
+      if (errno == EINTR) continue;
+      *why = errnoText("recv");
+      return false;
+    }
+    read += static_cast<std::size_t>(n);
+    if (inBody_) {
+      bodyHave_ += static_cast<std::size_t>(n);
+    } else if ((headerHave_ += static_cast<std::size_t>(n)) == kFrameHeaderBytes) {
+      if (!startBody(why)) return false;
+    }
+  }
+  if (inBody_ && bodyHave_ == body_.size()) {
+    out->push_back(LaneFrame{tag_, seq_, std::move(body_)});
+    inBody_ = false;
+    headerHave_ = 0;
+  }
+  return true;
+}
+
+}  // namespace zmqlane
+}  // namespace hearth

@@ -1,0 +1,169 @@
+// Internal to transport/zmq: a direct link's bulk lane, a plain TCP
+// connection next to the link's ZeroMQ socket that carries the pair's DATA
+// frames (docs/transport_protocol.md "Bulk lanes").
+//
+// Why: libzmq receives every message into a buffer it allocates on its own
+// I/O thread and passes it on through a queue and a wake-up to the thread
+// that reads the socket; on a lane the mesh's I/O thread reads and writes the
+// kernel socket itself, one thread hop and one allocator fewer per frame.
+//
+// Wire (little-endian). The dialer opens the connection and first sends a
+// 32-byte hello:
+//   "hearthL1" | i32 dialer rank | u32 0 | 16-byte key (from LANE_OFFER)
+// Then each direction carries frames: a 32-byte header
+//   u32 kLaneFrameMagic | u32 0 | u64 tag | u64 seq | u64 size
+// followed by `size` payload bytes.
+//
+// Contract
+// - Not thread-safe: one thread (the mesh's I/O thread) owns each object.
+// - Never blocks: sockets are non-blocking; the owner polls fd() (for
+//   writing too while wantsWrite()) and then calls flush()/readFrames().
+// - Errors are returned (false and a reason), never thrown; after an error
+//   the lane is dead and its owner drops it. Destruction closes the socket.
+// - Hosts are numeric only (IPv4 or IPv6 literals): resolving a name could
+//   block the I/O thread. numericHostOf() says whether an endpoint qualifies.
+#pragma once
+
+#include <zmq.hpp>
+
+#include <array>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "buffer_pool.h"
+#include "hearth/transport/mesh.h"
+#include "zmq_wire.h"
+
+namespace hearth {
+namespace zmqlane {
+
+using Clock = std::chrono::steady_clock;
+
+constexpr std::size_t kKeyBytes = zmqwire::kLaneKeyBytes;
+using LaneKey = std::array<std::uint8_t, kKeyBytes>;
+constexpr std::size_t kHelloBytes = 32;
+constexpr std::size_t kFrameHeaderBytes = 32;
+constexpr std::uint32_t kLaneFrameMagic = 0x3146'4c48;  // "HLF1"
+
+// A fresh random key (the listener's secret for one offered lane).
+LaneKey randomKey();
+
+// The numeric host of "tcp://HOST:PORT" ("[v6]" brackets removed), or ""
+// when HOST is not an IPv4/IPv6 literal.
+std::string numericHostOf(const std::string& endpoint);
+
+// A frame read from a lane.
+struct LaneFrame {
+  MeshTag tag;
+  std::uint64_t seq;
+  MeshBytes bytes;
+};
+
+// The accepting side: a listening socket on the direct-link listener's host
+// (port chosen by the kernel) and the connections whose hello is not in yet.
+class LaneListener {
+ public:
+  // A connection that sent a well-formed hello; the caller checks rank and
+  // key and either adopts fd (BulkLane::adopt) or closes it.
+  struct Arrival {
+    int rank;
+    LaneKey key;
+    int fd;
+  };
+
+  // Listens on host:0. nullptr and why on failure.
+  static std::unique_ptr<LaneListener> open(const std::string& host, std::string* why);
+  ~LaneListener();
+  LaneListener(const LaneListener&) = delete;
+  LaneListener& operator=(const LaneListener&) = delete;
+
+  int port() const { return port_; }
+  // The fds to poll for POLLIN: the listening socket and pending hellos.
+  void pollFds(std::vector<int>* fds) const;
+  // Accepts what is waiting, reads hellos, and returns the complete ones.
+  // Connections with a malformed hello, or none within helloTimeout of
+  // their accept, are closed (counted in `refused`).
+  std::vector<Arrival> service(std::chrono::milliseconds helloTimeout);
+  int refused() const { return refused_; }
+
+ private:
+  struct Pending {
+    int fd;
+    Clock::time_point since;
+    std::array<std::uint8_t, kHelloBytes> hello;
+    std::size_t have = 0;
+  };
+  LaneListener(int fd, int port) : fd_(fd), port_(port) {}
+  int fd_;
+  int port_;
+  std::vector<Pending> pending_;
+  int refused_ = 0;
+};
+
+// One connected (or, on the dialing side, connecting) lane.
+class BulkLane {
+ public:
+  // Dialer: starts a non-blocking connect to host:port whose hello carries
+  // myRank and key. nullptr and why when it fails at once.
+  static std::unique_ptr<BulkLane> dial(const std::string& host, int port, int myRank,
+                                        const LaneKey& key, std::int64_t maxFrameBytes,
+                                        std::shared_ptr<BufferPool> pool, std::string* why);
+  // Acceptor: a connection from LaneListener::service (hello already read).
+  static std::unique_ptr<BulkLane> adopt(int fd, std::int64_t maxFrameBytes,
+                                         std::shared_ptr<BufferPool> pool);
+  ~BulkLane();
+  BulkLane(const BulkLane&) = delete;
+  BulkLane& operator=(const BulkLane&) = delete;
+
+  int fd() const { return fd_; }
+  // False while a dialer's connect is in progress (frames must not be
+  // queued yet); true once connected (the hello is queued first).
+  bool connected() const { return connected_; }
+  // Whether to poll for writability too: a connect or bytes in progress.
+  bool wantsWrite() const { return !connected_ || !out_.empty(); }
+
+  // Queues one frame; body stays referenced until written. REQUIRES:
+  // connected().
+  void enqueue(MeshTag tag, std::uint64_t seq, zmq::message_t body);
+  // Dialer: finishes the connect when it completed. Then writes queued
+  // bytes until the socket is full. False and why on failure.
+  bool flush(std::string* why);
+  // Reads frames until the socket is empty or about maxBytes were read;
+  // complete frames are appended to out. False and why on EOF, a socket
+  // error or a malformed header (frames read before it are still in out).
+  bool readFrames(std::vector<LaneFrame>* out, std::size_t maxBytes, std::string* why);
+
+ private:
+  struct Outgoing {
+    std::array<std::uint8_t, kFrameHeaderBytes> header;
+    std::size_t headerBytes;  // kFrameHeaderBytes, or kHelloBytes for the hello
+    zmq::message_t body;
+    std::size_t written = 0;  // of headerBytes + body.size()
+  };
+  BulkLane(int fd, bool connected, std::int64_t maxFrameBytes, std::shared_ptr<BufferPool> pool)
+      : fd_(fd), connected_(connected), maxFrameBytes_(maxFrameBytes), pool_(std::move(pool)) {}
+  bool finishConnect(std::string* why);
+  bool startBody(std::string* why);
+
+  int fd_;
+  bool connected_;
+  std::int64_t maxFrameBytes_;
+  std::shared_ptr<BufferPool> pool_;  // where received bodies go
+  std::deque<Outgoing> out_;
+  // Reading: the header of the frame in progress, then its body.
+  std::array<std::uint8_t, kFrameHeaderBytes> header_{};
+  std::size_t headerHave_ = 0;
+  bool inBody_ = false;
+  MeshTag tag_ = 0;
+  std::uint64_t seq_ = 0;
+  MeshBytes body_;
+  std::size_t bodyHave_ = 0;
+};
+
+}  // namespace zmqlane
+}  // namespace hearth
