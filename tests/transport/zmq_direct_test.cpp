@@ -424,7 +424,7 @@ TEST(ZmqDirect, CurveLinksCarryTrafficWithoutTheRelay) {
 // Rank 0 listens on a free loopback port known in advance (so that a
 // hand-made socket can dial it too) and logs into `lines`; rank 1 dials it.
 struct ListenerAndDialer {
-  explicit ListenerAndDialer(bool lanes = false) : bulkLanes(lanes) {}
+  explicit ListenerAndDialer(bool lanes = true) : bulkLanes(lanes) {}
   bool bulkLanes;  // ZmqMeshOptions::bulkLanes of both nodes
   std::string endpoint = freeLoopbackEndpoint();
   std::unique_ptr<ZmqRelay> relay = startRelay(2);

@@ -355,6 +355,7 @@ class Core {
       Io io(context);
       if (setUp(io)) serve(io);
     } catch (const std::exception& e) {
+      log(std::string("I/O thread failed: ") + e.what());
       std::lock_guard<std::mutex> lock(mu_);
       failJoinLocked(std::make_exception_ptr(
           MeshAborted(-1, std::string("zmq mesh: I/O thread failed: ") + e.what())));
@@ -1792,6 +1793,7 @@ class Core {
       for (auto it = io.byIdentity.begin(); it != io.byIdentity.end();) {
         it = it->second == p ? io.byIdentity.erase(it) : std::next(it);
       }
+      io.links[p].monitor.reset();  // stopped while its socket is open (zmq_monitor.h)
       io.links[p] = Link{};
       io.sendSeq[p] = 0;
       io.unacked[p].clear();

@@ -6,10 +6,12 @@
 
 #include <zmq.hpp>
 
+#include <atomic>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <string>
+#include <utility>
 
 namespace hearth {
 namespace zmqwire {
@@ -23,16 +25,50 @@ struct MonitorEvent {
 class SocketMonitor {
  public:
   SocketMonitor() = default;
-  // Starts monitoring `watched` for `events` (ZMQ_EVENT_* bits). `name` must be
-  // unique within `context`. Throws zmq::error_t.
+  // Starts monitoring `watched` for `events` (ZMQ_EVENT_* bits). `name` is for
+  // reading only: each monitor's endpoint gets a number of its own, because
+  // a closed socket's monitor endpoint stays bound until libzmq's reaper has
+  // finished with that socket (a direct link dialed again right after its
+  // old socket was closed failed with EADDRINUSE). Throws zmq::error_t.
   SocketMonitor(zmq::context_t& context, zmq::socket_t& watched, const std::string& name,
                 int events)
-      : endpoint_("inproc://hearth-monitor-" + name), reader_(context, zmq::socket_type::pair) {
+      : endpoint_("inproc://hearth-monitor-" + name + "-" + std::to_string(nextNumber())),
+        reader_(context, zmq::socket_type::pair) {
     if (zmq_socket_monitor(watched.handle(), endpoint_.c_str(), events) != 0) {
       throw zmq::error_t();
     }
+    watched_ = watched.handle();
     reader_.set(zmq::sockopt::linger, 0);
     reader_.connect(endpoint_);
+  }
+  // Stops the monitoring before the reader goes: libzmq sends each event
+  // with a blocking send, so an event for a watched socket whose reader is
+  // gone would block libzmq's I/O thread for good (and with it every
+  // connection of the context). REQUIRES: the watched socket is still open,
+  // i.e. a monitor is destroyed or replaced before the socket it watches.
+  ~SocketMonitor() { stop(); }
+  SocketMonitor(SocketMonitor&& other) noexcept
+      : endpoint_(std::move(other.endpoint_)),
+        reader_(std::move(other.reader_)),
+        watched_(other.watched_) {
+    other.watched_ = nullptr;
+  }
+  SocketMonitor& operator=(SocketMonitor&& other) noexcept {
+    if (this != &other) {
+      stop();
+      endpoint_ = std::move(other.endpoint_);
+      reader_ = std::move(other.reader_);
+      watched_ = other.watched_;
+      other.watched_ = nullptr;
+    }
+    return *this;
+  }
+  SocketMonitor(const SocketMonitor&) = delete;
+  SocketMonitor& operator=(const SocketMonitor&) = delete;
+
+  static std::uint64_t nextNumber() {
+    static std::atomic<std::uint64_t> next{0};
+    return next++;
   }
 
   bool active() const { return static_cast<bool>(reader_); }
@@ -59,8 +95,14 @@ class SocketMonitor {
   }
 
  private:
+  void stop() {
+    if (watched_ != nullptr) zmq_socket_monitor(watched_, nullptr, 0);
+    watched_ = nullptr;
+  }
+
   std::string endpoint_;
   zmq::socket_t reader_;
+  void* watched_ = nullptr;  // the watched socket's handle while monitoring
 };
 
 // Why a CURVE/ZMTP handshake failed, in words, or "" for other events.

