@@ -231,6 +231,29 @@ TEST(BulkLane, ListenerRefusesABadHelloAndOneThatNeverComes) {
   ::close(silent);
 }
 
+TEST(BulkLane, ListenerKeepsAtMostABoundedNumberOfSilentConnections) {
+  std::string why;
+  auto listener = LaneListener::open("127.0.0.1", &why);
+  ASSERT_TRUE(listener) << why;
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<std::uint16_t>(listener->port()));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  const int extra = 10;
+  std::vector<int> fds;
+  for (std::size_t i = 0; i < LaneListener::kMaxPendingHellos + extra; ++i) {
+    fds.push_back(::socket(AF_INET, SOCK_STREAM, 0));
+    ASSERT_EQ(::connect(fds.back(), reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+    EXPECT_TRUE(listener->service(milliseconds(5000)).empty());  // keeps the backlog short
+  }
+  EXPECT_TRUE(listener->service(milliseconds(5000)).empty());
+  EXPECT_EQ(listener->refused(), extra);
+  std::vector<int> polled;
+  listener->pollFds(&polled);
+  EXPECT_EQ(polled.size(), LaneListener::kMaxPendingHellos + 1);  // + the listening socket
+  for (int fd : fds) ::close(fd);
+}
+
 TEST(BulkLane, DialingAClosedPortFailsWithTheReason) {
   std::string why;
   int port;

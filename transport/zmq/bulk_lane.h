@@ -87,7 +87,10 @@ class LaneListener {
   void pollFds(std::vector<int>* fds) const;
   // Accepts what is waiting, reads hellos, and returns the complete ones.
   // Connections with a malformed hello, or none within helloTimeout of
-  // their accept, are closed (counted in `refused`).
+  // their accept, are closed (counted in `refused`), and so is every
+  // connection beyond kMaxPendingHellos waiting at once (a stranger opening
+  // connections by the thousand costs this node no more than that).
+  static constexpr std::size_t kMaxPendingHellos = 64;
   std::vector<Arrival> service(std::chrono::milliseconds helloTimeout);
   int refused() const { return refused_; }
 
