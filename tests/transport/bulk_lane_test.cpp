@@ -81,14 +81,14 @@ struct LanePair {
 
 // Flushes `from` and reads `to` until `count` frames arrived (or time is up).
 std::vector<LaneFrame> pump(BulkLane& from, BulkLane& to, std::size_t count) {
-  std::vector<LaneFrame> got;
+  LaneFrames got;
   const auto until = std::chrono::steady_clock::now() + kPatience;
   std::string why;
-  while (got.size() < count && std::chrono::steady_clock::now() < until) {
+  while (got.frames.size() < count && std::chrono::steady_clock::now() < until) {
     EXPECT_TRUE(from.flush(&why)) << why;
-    EXPECT_TRUE(to.readFrames(&got, std::size_t{1} << 20, &why)) << why;
+    EXPECT_TRUE(to.readFrames(got, std::size_t{1} << 20, &why)) << why;
   }
-  return got;
+  return std::move(got.frames);
 }
 
 TEST(BulkLane, HelloCarriesTheDialersRankAndKey) {
@@ -157,10 +157,10 @@ std::string readAfterRaw(const std::uint8_t* bytes, std::size_t n) {
   EXPECT_EQ(::socketpair(AF_UNIX, SOCK_STREAM, 0, fds), 0);
   auto lane = BulkLane::adopt(fds[0], 1024, BufferPool::create(0));
   EXPECT_EQ(::send(fds[1], bytes, n, 0), static_cast<ssize_t>(n));
-  std::vector<LaneFrame> frames;
+  LaneFrames frames;
   std::string why;
-  EXPECT_FALSE(lane->readFrames(&frames, 1 << 20, &why));
-  EXPECT_TRUE(frames.empty());
+  EXPECT_FALSE(lane->readFrames(frames, 1 << 20, &why));
+  EXPECT_TRUE(frames.frames.empty());
   ::close(fds[1]);
   return why;
 }
@@ -182,14 +182,14 @@ TEST(BulkLane, PeerClosingMidFrameIsAnErrorAndDeliversNothingPartial) {
   std::string why;
   ASSERT_TRUE(pair.dialer->flush(&why)) << why;  // part of it, at least
   pair.dialer.reset();                           // closed mid-frame
-  std::vector<LaneFrame> frames;
+  LaneFrames frames;
   const auto until = std::chrono::steady_clock::now() + kPatience;
   bool ok = true;
   while (ok && std::chrono::steady_clock::now() < until) {
-    ok = pair.acceptor->readFrames(&frames, std::size_t{64} << 20, &why);
+    ok = pair.acceptor->readFrames(frames, std::size_t{64} << 20, &why);
   }
   EXPECT_FALSE(ok);
-  EXPECT_TRUE(frames.empty());
+  EXPECT_TRUE(frames.frames.empty());
   EXPECT_TRUE(why.find("closed by the peer") != std::string::npos ||
               why.find("recv") != std::string::npos)
       << why;

@@ -206,6 +206,35 @@ TEST_P(MeshConformance, CancelWithdrawsPendingRecv) {
   EXPECT_EQ(stringOf(world.ranks[1]->recv(0, 2, kLong)), "two");
 }
 
+// The zero-copy forms keep the order of the copying ones; a message lands
+// in the irecvInto buffer (in place, or handed over for the caller to copy),
+// and isendFrom's bytes are the caller's again once its request finished.
+TEST_P(MeshConformance, ZeroCopyFormsKeepOrderAndLendOnlyUntilDone) {
+  auto world = makeWorld(2);
+  const std::size_t n = std::size_t{3} << 20;
+  std::vector<std::uint8_t> source(n);
+  for (std::size_t i = 0; i < n; ++i) source[i] = static_cast<std::uint8_t>(i * 7 + 1);
+  const std::vector<std::uint8_t> first = source;
+  std::vector<std::uint8_t> into1(n, 0), into2(n, 0);
+  auto recv1 = world.ranks[1]->irecvInto(0, 4, into1.data(), n);
+  auto recv2 = world.ranks[1]->irecvInto(0, 4, into2.data(), n);
+  auto send = world.ranks[0]->isendFrom(1, 4, source.data(), n);
+  ASSERT_TRUE(send->wait(kLong));
+  send.reset();
+  std::fill(source.begin(), source.end(), 0x5A);  // the caller's again
+  world.ranks[0]->send(1, 4, MeshBytes(source.begin(), source.end()), kLong);
+  auto land = [&](MeshRequest& recv, std::vector<std::uint8_t>& into) {
+    ASSERT_TRUE(recv.wait(kLong));
+    MeshBytes got = recv.take();
+    ASSERT_EQ(got.size(), n);
+    if (got.data() != into.data()) std::copy(got.begin(), got.end(), into.begin());
+  };
+  land(*recv1, into1);
+  land(*recv2, into2);
+  EXPECT_TRUE(into1 == first);
+  EXPECT_TRUE(std::all_of(into2.begin(), into2.end(), [](std::uint8_t b) { return b == 0x5A; }));
+}
+
 TEST_P(MeshConformance, AbortFailsBlockedAndFutureCallsPromptly) {
   auto world = makeWorld(2);
   Mesh& mesh = *world.ranks[0];

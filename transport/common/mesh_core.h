@@ -49,6 +49,13 @@ struct RequestState {
   MeshBytes payload;
   bool taken = false;
   std::condition_variable cv;
+  // irecvInto (zmq): where the message may be read straight into. While
+  // `placing`, the backend's I/O thread writes into it (the request is off
+  // the posted queue); `unplaceWanted` asks it to stop.
+  std::uint8_t* into = nullptr;
+  std::size_t intoSize = 0;
+  bool placing = false;
+  bool unplaceWanted = false;
 };
 
 // Throws MeshUsageError("<who>: <what>: rank R is out of range [0, N)") unless
@@ -97,6 +104,23 @@ class MailboxCore {
 
   void postLocked(const Key& key, std::shared_ptr<State> st) {
     posted_[key].push_back(std::move(st));
+  }
+
+  // Takes the oldest recv posted for `key` if it is an irecvInto of exactly
+  // `size` (> 0) bytes; else null and nothing changes.
+  std::shared_ptr<State> claimIntoLocked(const Key& key, std::size_t size) {
+    auto it = posted_.find(key);
+    if (size == 0 || it == posted_.end() || it->second.empty()) return nullptr;
+    const State& front = *it->second.front();
+    if (front.into == nullptr || front.intoSize != size) return nullptr;
+    auto claimed = std::move(it->second.front());
+    it->second.pop_front();
+    return claimed;
+  }
+
+  // Puts a claimed recv back as the oldest posted for `key`.
+  void repostFrontLocked(const Key& key, std::shared_ptr<State> st) {
+    posted_[key].push_front(std::move(st));
   }
 
   // Removes `st` from the recvs posted for `key`.

@@ -59,8 +59,35 @@ void Call::reapFinishedSends() {
   sends_.erase(done, sends_.end());
 }
 
+void Call::sendFrom(int peer, MeshTag tag, const std::uint8_t* data, std::size_t size) {
+  sends_.push_back(mesh_.isendFrom(peer, tag, data, size));
+  if (sends_.size() >= kReapThreshold) reapFinishedSends();
+}
+
 MeshBytes Call::recv(int peer, MeshTag tag) {
   return mesh_.recv(peer, tag, waitBudget());
+}
+
+std::unique_ptr<MeshRequest> Call::postRecvInto(int peer, MeshTag tag, std::uint8_t* into,
+                                                std::size_t size) {
+  return mesh_.irecvInto(peer, tag, into, size);
+}
+
+void Call::finishRecvInto(MeshRequest& request, std::uint8_t* into, std::size_t size) {
+  const Millis budget = waitBudget();
+  if (!request.wait(budget)) {
+    if (request.cancel()) {
+      throw MeshTimeout(request.peer(), mesh_.backendName() + " mesh rank " +
+                                            std::to_string(rank_) + ": recv from rank " +
+                                            std::to_string(request.peer()) + " tag " +
+                                            std::to_string(request.tag()) + ": timed out after " +
+                                            std::to_string(budget.count()) + " ms");
+    }
+    request.wait(kMeshNoTimeout);  // finished meanwhile
+  }
+  MeshBytes msg = request.take();
+  expectSize(*this, request.peer(), msg.size(), size);
+  if (msg.data() != into && size > 0) std::memcpy(into, msg.data(), size);
 }
 
 void Call::finishSends() {
@@ -79,10 +106,6 @@ MeshBytes floatsToBytes(const float* data, std::size_t count) {
   // The range constructor copies straight into the new buffer (no zero fill).
   const auto* first = reinterpret_cast<const std::uint8_t*>(data);
   return MeshBytes(first, first + count * sizeof(float));
-}
-
-void bytesToFloats(const MeshBytes& bytes, float* out, std::size_t count) {
-  if (count > 0) std::memcpy(out, bytes.data(), count * sizeof(float));
 }
 
 namespace {

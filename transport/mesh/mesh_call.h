@@ -39,7 +39,17 @@ class Call {
   MeshTag tag(int phase) const { return firstTag_ + static_cast<MeshTag>(phase); }
 
   void send(int peer, MeshTag tag, MeshBytes bytes);
+  // Sends `size` bytes at `data` without copying where the Mesh can
+  // (Mesh::isendFrom): they must stay unchanged until finishSends().
+  void sendFrom(int peer, MeshTag tag, const std::uint8_t* data, std::size_t size);
   MeshBytes recv(int peer, MeshTag tag);
+  // Receives the next message from peer with tag into `into` (exactly
+  // `size` bytes, else CollectiveUsageError), straight where the Mesh can:
+  // postRecvInto posts it (Mesh::irecvInto), finishRecvInto waits for it
+  // (chunk timeout) and copies it into place if the Mesh did not.
+  std::unique_ptr<MeshRequest> postRecvInto(int peer, MeshTag tag, std::uint8_t* into,
+                                            std::size_t size);
+  void finishRecvInto(MeshRequest& request, std::uint8_t* into, std::size_t size);
   void finishSends();
 
  private:
@@ -69,8 +79,6 @@ inline std::size_t chunkCount(std::size_t elems, std::size_t chunkElems) {
 }
 
 MeshBytes floatsToBytes(const float* data, std::size_t count);
-// REQUIRES: bytes.size() == count * sizeof(float).
-void bytesToFloats(const MeshBytes& bytes, float* out, std::size_t count);
 // The float f at bytes[4i] becomes f + own[i] for i < count, in place in the
 // message (any alignment). REQUIRES: bytes.size() >= count * sizeof(float).
 void addFloatsIntoBytes(const float* own, MeshBytes& bytes, std::size_t count);

@@ -10,6 +10,8 @@
 // finished segments (step k: send r-k, receive r-k-1), copying only; in an
 // allreduce its step-0 sends are the chunks the last reduce step finished.
 #include <algorithm>
+#include <deque>
+#include <memory>
 
 #include "mesh_call.h"
 
@@ -22,6 +24,8 @@ namespace {
 // bytes in flight (and the buffers behind them) stay a few chunks per link
 // instead of the whole segment, so they are reused hot instead of faulted in.
 constexpr std::size_t kOwnChunksAhead = 4;
+// How many allgather receives wait posted ahead of the one being finished.
+constexpr std::size_t kRecvsAhead = 16;
 
 // Sends one segment of our own values chunk by chunk, at most
 // kOwnChunksAhead chunks ahead of the receives that pace it.
@@ -116,22 +120,46 @@ struct Ring {
   }
 
   // Allgather; step 0's sends (our own segment) already went out unless
-  // sendOwn.
+  // sendOwn. Every chunk is received straight into place where the Mesh can
+  // (Mesh::irecvInto), with receives posted kRecvsAhead chunks ahead so that
+  // they wait before their chunks arrive; a chunk is forwarded from there.
+  // Posting ahead is safe here: no allgather segment is read or written by
+  // anything else once the reduce-scatter is done.
   void allgather(const StepTags& gather, bool sendOwn) {
-    OwnSegmentSender own = ownSender(gather.first, rank);
-    if (sendOwn) own.start();
+    struct Chunk {
+      MeshTag tag;
+      std::uint8_t* at;
+      std::size_t bytes;
+      int step;
+    };
+    std::vector<Chunk> chunks;
     for (int step = 0; step < worldSize - 1; ++step) {
       const MeshRange seg = segment(rank - step - 1);
-      const bool last = step == worldSize - 2;
       for (std::size_t off = 0; off < seg.size(); off += chunkElems) {
         const std::size_t n = std::min(chunkElems, seg.size() - off);
-        MeshBytes msg = recvChunk(gather.of(step), n);
-        if (sendOwn && step == 0) own.paced();
-        bytesToFloats(msg, data + seg.lo + off, n);
-        if (!last) call.send(right, gather.later, std::move(msg));
+        chunks.push_back(Chunk{gather.of(step),
+                               reinterpret_cast<std::uint8_t*>(data + seg.lo + off),
+                               n * sizeof(float), step});
       }
-      if (sendOwn && step == 0) own.finish();
     }
+    OwnSegmentSender own = ownSender(gather.first, rank);
+    if (sendOwn) own.start();
+    std::deque<std::unique_ptr<MeshRequest>> posted;
+    std::size_t nextToPost = 0;
+    for (std::size_t i = 0; i < chunks.size(); ++i) {
+      for (; nextToPost < chunks.size() && nextToPost < i + kRecvsAhead; ++nextToPost) {
+        const Chunk& c = chunks[nextToPost];
+        posted.push_back(call.postRecvInto(left, c.tag, c.at, c.bytes));
+      }
+      const Chunk& c = chunks[i];
+      call.finishRecvInto(*posted.front(), c.at, c.bytes);
+      posted.pop_front();
+      if (sendOwn && c.step == 0) own.paced();
+      if (c.step < worldSize - 2) call.sendFrom(right, gather.later, c.at, c.bytes);
+      const bool stepDone = i + 1 == chunks.size() || chunks[i + 1].step != c.step;
+      if (sendOwn && c.step == 0 && stepDone) own.finish();
+    }
+    if (sendOwn) own.finish();  // no chunks to receive (empty segments)
   }
 };
 

@@ -282,8 +282,8 @@ bool BulkLane::flush(std::string* why) {
   return true;
 }
 
-// Header of the next frame complete: checks it and allocates the body.
-bool BulkLane::startBody(std::string* why) {
+// Header of the next frame complete: checks it and chooses the body's place.
+bool BulkLane::startBody(LaneSink& sink, std::string* why) {
   const std::uint8_t* h = header_.data();
   if (getLe(h, 4) != kLaneFrameMagic || getLe(h + 4, 4) != 0) {
     *why = "malformed frame header";
@@ -297,26 +297,50 @@ bool BulkLane::startBody(std::string* why) {
         "a " + std::to_string(size) + "-byte frame (limit " + std::to_string(maxFrameBytes_) + ")";
     return false;
   }
-  body_ = pool_->take(size);  // every byte is written by the read
+  bodySize_ = static_cast<std::size_t>(size);
+  placedAt_ = sink.place(tag_, seq_, bodySize_);
+  body_ = placedAt_ != nullptr ? MeshBytes() : pool_->take(bodySize_);  // written by the read
   bodyHave_ = 0;
   inBody_ = true;
   return true;
 }
 
-bool BulkLane::readFrames(std::vector<LaneFrame>* out, std::size_t maxBytes, std::string* why) {
+void BulkLane::unplaceBody() {
+  if (!placingBody()) return;
+  body_ = pool_->take(bodySize_);
+  if (bodyHave_ > 0) std::memcpy(body_.data(), placedAt_, bodyHave_);
+  placedAt_ = nullptr;
+}
+
+void BulkLane::detach(const std::uint8_t* lo, const std::uint8_t* hi) {
+  for (Outgoing& o : out_) {
+    const auto* at = static_cast<const std::uint8_t*>(o.body.data());
+    if (o.body.size() > 0 && at >= lo && at < hi) o.body = zmq::message_t(at, o.body.size());
+  }
+}
+
+// The frame whose body is complete, to the sink.
+void BulkLane::finishBody(LaneSink& sink) {
+  LaneFrame frame{tag_, seq_, std::move(body_), placedAt_ != nullptr};
+  body_ = MeshBytes();
+  placedAt_ = nullptr;
+  inBody_ = false;
+  headerHave_ = 0;
+  sink.deliver(std::move(frame));
+}
+
+bool BulkLane::readFrames(LaneSink& sink, std::size_t maxBytes, std::string* why) {
   std::size_t read = 0;
   while (read < maxBytes) {
-    if (inBody_ && bodyHave_ == body_.size()) {
-      out->push_back(LaneFrame{tag_, seq_, std::move(body_)});
-      inBody_ = false;
-      headerHave_ = 0;
+    if (inBody_ && bodyHave_ == bodySize_) {
+      finishBody(sink);
       continue;
     }
     std::uint8_t* into;
     std::size_t want;
     if (inBody_) {
-      into = body_.data() + bodyHave_;
-      want = body_.size() - bodyHave_;
+      into = (placedAt_ != nullptr ? placedAt_ : body_.data()) + bodyHave_;
+      want = bodySize_ - bodyHave_;
     } else {
       into = header_.data() + headerHave_;
       want = kFrameHeaderBytes - headerHave_;
@@ -336,14 +360,10 @@ bool BulkLane::readFrames(std::vector<LaneFrame>* out, std::size_t maxBytes, std
     if (inBody_) {
       bodyHave_ += static_cast<std::size_t>(n);
     } else if ((headerHave_ += static_cast<std::size_t>(n)) == kFrameHeaderBytes) {
-      if (!startBody(why)) return false;
+      if (!startBody(sink, why)) return false;
     }
   }
-  if (inBody_ && bodyHave_ == body_.size()) {
-    out->push_back(LaneFrame{tag_, seq_, std::move(body_)});
-    inBody_ = false;
-    headerHave_ = 0;
-  }
+  if (inBody_ && bodyHave_ == bodySize_) finishBody(sink);
   return true;
 }
 

@@ -57,11 +57,36 @@ LaneKey randomKey();
 // when HOST is not an IPv4/IPv6 literal.
 std::string numericHostOf(const std::string& endpoint);
 
-// A frame read from a lane.
+// A frame read from a lane. `placed`: its body went where the placer said
+// (bytes is then empty).
 struct LaneFrame {
   MeshTag tag;
   std::uint64_t seq;
   MeshBytes bytes;
+  bool placed = false;
+};
+
+// Where a lane's frames go, one at a time, in order.
+class LaneSink {
+ public:
+  virtual ~LaneSink() = default;
+  // A frame's header is in: where its body of `size` bytes goes, or nullptr
+  // for a pool buffer.
+  virtual std::uint8_t* place(MeshTag tag, std::uint64_t seq, std::size_t size) {
+    (void)tag;
+    (void)seq;
+    (void)size;
+    return nullptr;
+  }
+  // A complete frame (called before the next frame's place()).
+  virtual void deliver(LaneFrame frame) = 0;
+};
+
+// A sink that collects frames (tests).
+class LaneFrames : public LaneSink {
+ public:
+  void deliver(LaneFrame frame) override { frames.push_back(std::move(frame)); }
+  std::vector<LaneFrame> frames;
 };
 
 // The accepting side: a listening socket on the direct-link listener's host
@@ -136,10 +161,18 @@ class BulkLane {
   // Dialer: finishes the connect when it completed. Then writes queued
   // bytes until the socket is full. False and why on failure.
   bool flush(std::string* why);
-  // Reads frames until the socket is empty or about maxBytes were read;
-  // complete frames are appended to out. False and why on EOF, a socket
-  // error or a malformed header (frames read before it are still in out).
-  bool readFrames(std::vector<LaneFrame>* out, std::size_t maxBytes, std::string* why);
+  // Reads frames until the socket is empty or about maxBytes were read,
+  // handing each to `sink` as it completes. False and why on EOF, a socket
+  // error or a malformed header (frames before it were delivered).
+  bool readFrames(LaneSink& sink, std::size_t maxBytes, std::string* why);
+  // Whether the body being read goes to a placer's destination.
+  bool placingBody() const { return inBody_ && placedAt_ != nullptr; }
+  // The body being read goes to a pool buffer from now on (what was read
+  // into the placer's destination so far is copied there).
+  void unplaceBody();
+  // Queued bodies whose bytes lie in [lo, hi) are replaced by copies (their
+  // owner wants the memory back; the frames still go out unchanged).
+  void detach(const std::uint8_t* lo, const std::uint8_t* hi);
 
  private:
   struct Outgoing {
@@ -151,7 +184,8 @@ class BulkLane {
   BulkLane(int fd, bool connected, std::int64_t maxFrameBytes, std::shared_ptr<BufferPool> pool)
       : fd_(fd), connected_(connected), maxFrameBytes_(maxFrameBytes), pool_(std::move(pool)) {}
   bool finishConnect(std::string* why);
-  bool startBody(std::string* why);
+  bool startBody(LaneSink& sink, std::string* why);
+  void finishBody(LaneSink& sink);
 
   int fd_;
   bool connected_;
@@ -165,6 +199,8 @@ class BulkLane {
   MeshTag tag_ = 0;
   std::uint64_t seq_ = 0;
   MeshBytes body_;
+  std::uint8_t* placedAt_ = nullptr;  // the body's destination when placed
+  std::size_t bodySize_ = 0;
   std::size_t bodyHave_ = 0;
 };
 

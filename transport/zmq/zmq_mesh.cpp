@@ -80,11 +80,31 @@ enum class Terminal { kNone, kAborted, kBroken };
 // dropDirectConnections).
 enum class LinkBreak { kNone, kLinksOnly, kLinksAndListener };
 
+// Memory an isendFrom lends the mesh. `released` once no frame references it
+// any more (acknowledged, or copied by a detach); guarded by its own mutex
+// (the last reference may go while Core's mutex is held).
+struct Borrow {
+  std::mutex mu;
+  std::condition_variable cv;
+  bool released = false;
+  const std::uint8_t* lo = nullptr;
+  const std::uint8_t* hi = nullptr;
+};
+
 struct Outgoing {
   int dst;
   MeshTag tag;
   MeshBytes bytes;
   std::shared_ptr<RequestState> st;
+  std::shared_ptr<Borrow> borrow;  // isendFrom: bytes are the caller's
+};
+
+// An irecvInto whose message the I/O thread is reading straight into the
+// caller's buffer: DATA `seq` from one peer.
+struct Placement {
+  std::uint64_t seq;
+  std::shared_ptr<RequestState> st;
+  std::optional<MeshBytes> copy;  // the same frame through another path meanwhile
 };
 
 // What a WireFrame carries: a payload (DATA), "every frame below seq was
@@ -99,13 +119,22 @@ struct WireFrame {
   FrameKind kind;
   zmq::message_t payload;
   std::uint64_t incarnation = 0;  // the destination's when the frame was issued
+  // The payload is caller memory lent by isendFrom: it may go to a bulk lane
+  // as it is, never to libzmq (which could hold it past the loan).
+  bool borrowed = false;
 
   // A second frame with the same payload (libzmq shares large payloads by
   // reference count: no copy of the bytes).
   WireFrame duplicate() {
-    WireFrame copy{dst, tag, seq, kind, zmq::message_t(), incarnation};
+    WireFrame copy{dst, tag, seq, kind, zmq::message_t(), incarnation, borrowed};
     copy.payload.copy(payload);
     return copy;
+  }
+  // The payload copied into a buffer of its own (ends a loan).
+  void ownPayload() {
+    if (!borrowed) return;
+    payload = zmq::message_t(payload.data(), payload.size());
+    borrowed = false;
   }
 };
 
@@ -263,7 +292,8 @@ class Core {
 
   // ---- caller side ----
 
-  std::shared_ptr<RequestState> isend(int peer, MeshTag tag, MeshBytes bytes) {
+  std::shared_ptr<RequestState> isend(int peer, MeshTag tag, MeshBytes bytes,
+                                      std::shared_ptr<Borrow> borrow = nullptr) {
     auto st = makeState(false, peer, tag);
     std::lock_guard<std::mutex> lock(mu_);
     if (failIfUnusableLocked(*st)) return st;
@@ -272,13 +302,69 @@ class Core {
       st->status = Status::kDone;
       return st;
     }
-    outbox_.push_back(Outgoing{peer, tag, std::move(bytes), st});
+    outbox_.push_back(Outgoing{peer, tag, std::move(bytes), st, std::move(borrow)});
     wake();
     return st;
   }
 
-  std::shared_ptr<RequestState> irecv(int peer, MeshTag tag) {
+  // isendFrom: the frame references [data, data + size) until the loan ends
+  // (Borrow::released). Small messages and messages to self are copied.
+  std::pair<std::shared_ptr<RequestState>, std::shared_ptr<Borrow>> isendFrom(
+      int peer, MeshTag tag, const std::uint8_t* data, std::size_t size) {
+    if (peer == rank_ || size < kZeroCopyBytes) {
+      return {isend(peer, tag, MeshBytes(data, data + size)), nullptr};
+    }
+    auto borrow = std::make_shared<Borrow>();
+    borrow->lo = data;
+    borrow->hi = data + size;
+    std::shared_ptr<void> loan(static_cast<void*>(nullptr), [borrow](void*) {
+      std::lock_guard<std::mutex> lock(borrow->mu);
+      borrow->released = true;
+      borrow->cv.notify_all();
+    });
+    MeshBytes bytes = MeshBytes::adopt(const_cast<std::uint8_t*>(data), size, std::move(loan));
+    auto st = isend(peer, tag, std::move(bytes), borrow);
+    return {st, borrow};
+  }
+
+  // Ends a loan early: every frame still referencing the borrowed bytes gets
+  // a copy of its own (the caller's part here, the I/O thread's in
+  // detachLoans); the frames still go out.
+  void detach(const std::shared_ptr<Borrow>& borrow) {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto& o : outbox_) {
+      if (o.borrow != borrow) continue;
+      o.bytes = MeshBytes(o.bytes.begin(), o.bytes.end());
+      o.borrow.reset();
+    }
+    detachWanted_.push_back(borrow);
+    wake();
+  }
+
+  void detachLoans(Io& io) {
+    std::vector<std::shared_ptr<Borrow>> wanted;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      wanted.swap(detachWanted_);
+    }
+    for (const auto& borrow : wanted) {
+      for (auto& queue : io.unacked) {
+        for (auto& f : queue) {
+          const auto* at = static_cast<const std::uint8_t*>(f.payload.data());
+          if (f.borrowed && at >= borrow->lo && at < borrow->hi) f.ownPayload();
+        }
+      }
+      for (auto& link : io.links) {
+        if (link.lane) link.lane->detach(borrow->lo, borrow->hi);
+      }
+    }
+  }
+
+  std::shared_ptr<RequestState> irecv(int peer, MeshTag tag, std::uint8_t* into = nullptr,
+                                      std::size_t intoSize = 0) {
     auto st = makeState(true, peer, tag);
+    st->into = into;
+    st->intoSize = intoSize;
     std::lock_guard<std::mutex> lock(mu_);
     if (terminal_ != Terminal::kNone) {
       failLocked(*st, terminalErrorLocked(*st));
@@ -303,8 +389,16 @@ class Core {
   std::mutex& mutex() { return mu_; }
 
   bool cancel(RequestState& st) {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::unique_lock<std::mutex> lock(mu_);
     if (st.status != Status::kPending) return false;
+    if (st.placing) {
+      // The I/O thread is reading into the caller's buffer: it stops first
+      // (serviceLanes), then the request is cancelled here.
+      st.unplaceWanted = true;
+      wake();
+      st.cv.wait(lock, [&] { return !st.placing; });
+      if (st.status != Status::kPending) return false;
+    }
     if (st.isRecv) {
       mailbox_.unpostLocked(Key{st.peer, st.tag}, st);
     } else {
@@ -362,6 +456,16 @@ class Core {
       if (terminal_ == Terminal::kNone) {
         setTerminalLocked(Terminal::kAborted, std::string("I/O thread failed: ") + e.what());
       }
+    }
+    // The lanes are closed now: recvs they were reading into can fail.
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto& placement : placing_) {
+      if (!placement) continue;
+      RequestState& st = *placement->st;
+      st.placing = false;
+      failLocked(st, std::make_exception_ptr(MeshAborted(
+                         -1, describe(st) + ": the mesh stopped while receiving into it")));
+      placement.reset();
     }
   }
 
@@ -507,7 +611,10 @@ class Core {
     io.relayStalled.clear();
     for (int p = 0; p < static_cast<int>(peers.size()); ++p) {
       if (!peers[p]) continue;
-      for (auto& f : io.unacked[p]) io.relayStalled.push_back(f.duplicate());
+      for (auto& f : io.unacked[p]) {
+        io.relayStalled.push_back(f.duplicate());
+        io.relayStalled.back().ownPayload();
+      }
     }
     for (auto& f : kept) io.relayStalled.push_back(std::move(f));
   }
@@ -682,7 +789,6 @@ class Core {
   // lane that never connected: then the link just keeps using ZeroMQ.
   void serviceLanes(Io& io) {
     if (io.laneListener) acceptLanes(io);
-    std::vector<zmqlane::LaneFrame> frames;
     for (int p = 0; p < static_cast<int>(io.links.size()); ++p) {
       Link& link = io.links[p];
       if (!link.lane) continue;
@@ -697,16 +803,16 @@ class Core {
         }
         continue;
       }
-      frames.clear();
-      const bool ok =
-          link.lane->flush(&why) && link.lane->readFrames(&frames, kLaneReadBudget, &why);
-      if (!frames.empty()) {
-        link.lastHeard = Clock::now();
+      {
         std::lock_guard<std::mutex> lock(mu_);
-        if (io.incarnation[p] == incarnation_[p]) {  // else: from a node since replaced
-          for (auto& f : frames) deliverOrderedLocked(p, f.tag, f.seq, std::move(f.bytes));
+        if (placing_[p] && placing_[p]->st->unplaceWanted) {
+          link.lane->unplaceBody();
+          unplaceLocked(p);
         }
       }
+      LaneDelivery sink(*this, io, p);
+      const bool ok = link.lane->flush(&why) && link.lane->readFrames(sink, kLaneReadBudget, &why);
+      if (sink.any) link.lastHeard = Clock::now();
       if (!ok) linkDown(io, p, "bulk lane: " + why);
     }
   }
@@ -758,6 +864,10 @@ class Core {
     // A copy resent after a relay restart or a failed direct link (the
     // sender cannot know which of its frames made it): already here.
     if (seq < in.next || in.early.count(seq) != 0) return;
+    if (placing_[src] && placing_[src]->seq == seq) {
+      placing_[src]->copy = std::move(bytes);  // used if the lane fails mid-frame
+      return;
+    }
     if (seq > in.next) {
       if (in.early.size() >= kMaxEarlyFrames) {
         peerBrokenLocked(src, "more than " + std::to_string(kMaxEarlyFrames) +
@@ -770,6 +880,12 @@ class Core {
       return;
     }
     deliverLocked(src, tag, std::move(bytes));
+    advanceLocked(src);
+  }
+
+  // Frame in.next from src was delivered: so are the early ones after it.
+  void advanceLocked(int src) {
+    Inbound& in = inbound_[src];
     ++in.next;
     while (!in.early.empty() && in.early.begin()->first == in.next) {
       auto& [earlyTag, earlyBytes] = in.early.begin()->second;
@@ -825,6 +941,83 @@ class Core {
       failLocked(*it->st, why(*it->st));
       it = outbox_.erase(it);
     }
+    // A recv the I/O thread is reading into fails once it has stopped
+    // (serviceLanes, linkDown or the end of ioLoop).
+    for (int q = 0; q < static_cast<int>(placing_.size()); ++q) {
+      if (placing_[q] && (peer < 0 || q == peer)) {
+        placing_[q]->st->unplaceWanted = true;
+        wake();
+      }
+    }
+  }
+
+  // ---- reading straight into irecvInto buffers (bulk lanes) ----
+
+  // Delivers one peer's bulk-lane frames in order, reading a frame straight
+  // into a waiting irecvInto's buffer when it is the next frame from that
+  // peer and the oldest recv for its tag wants exactly its size.
+  class LaneDelivery : public zmqlane::LaneSink {
+   public:
+    LaneDelivery(Core& core, Io& io, int peer) : core_(core), io_(io), peer_(peer) {}
+    std::uint8_t* place(MeshTag tag, std::uint64_t seq, std::size_t size) override {
+      std::lock_guard<std::mutex> lock(core_.mu_);
+      return core_.placeLocked(io_, peer_, tag, seq, size);
+    }
+    void deliver(zmqlane::LaneFrame frame) override {
+      any = true;
+      std::lock_guard<std::mutex> lock(core_.mu_);
+      if (frame.placed) {
+        core_.placedLocked(peer_);
+      } else if (io_.incarnation[peer_] == core_.incarnation_[peer_]) {  // else: replaced
+        core_.deliverOrderedLocked(peer_, frame.tag, frame.seq, std::move(frame.bytes));
+      }
+    }
+    bool any = false;  // a frame arrived
+
+   private:
+    Core& core_;
+    Io& io_;
+    int peer_;
+  };
+
+  std::uint8_t* placeLocked(Io& io, int p, MeshTag tag, std::uint64_t seq, std::size_t size) {
+    if (terminal_ != Terminal::kNone || !alive_[p] || placing_[p] || seq != inbound_[p].next ||
+        io.incarnation[p] != incarnation_[p]) {
+      return nullptr;
+    }
+    auto st = mailbox_.claimIntoLocked(Key{p, tag}, size);
+    if (!st) return nullptr;
+    st->placing = true;
+    placing_[p] = Placement{seq, st, std::nullopt};
+    return st->into;
+  }
+
+  // The placed frame is complete: its recv finishes with a view of its buffer.
+  void placedLocked(int p) {
+    Placement placement = std::move(*placing_[p]);
+    placing_[p].reset();
+    RequestState& st = *placement.st;
+    st.placing = false;
+    st.payload = MeshBytes::adopt(st.into, st.intoSize, nullptr);
+    finishLocked(st);
+    advanceLocked(p);
+  }
+
+  // The lane stopped writing into p's placed recv before its frame was
+  // complete. With `requeue` (the lane is gone) the recv waits again as the
+  // oldest for its tag, for the frame's copy through the relay; else (its
+  // caller cancels it, or it fails) it is let go.
+  void unplaceLocked(int p, bool requeue = false) {
+    Placement placement = std::move(*placing_[p]);
+    placing_[p].reset();
+    auto st = placement.st;
+    st->placing = false;
+    if (!failIfUnusableLocked(*st) && requeue && !st->unplaceWanted) {
+      mailbox_.repostFrontLocked(Key{p, st->tag}, st);
+    }
+    // The frame itself is still due, in order: its copy, if one came.
+    if (placement.copy) deliverOrderedLocked(p, st->tag, placement.seq, std::move(*placement.copy));
+    st->cv.notify_all();
   }
 
   void setTerminalLocked(Terminal kind, const std::string& reason) {
@@ -949,6 +1142,7 @@ class Core {
       link.lane->enqueue(f.tag, f.seq, std::move(f.payload));  // written by serviceLanes
       return;
     }
+    f.ownPayload();  // libzmq may keep a payload longer than a loan lasts
     if (link.state == LinkState::kUp && f.kind != FrameKind::kFence) {
       if (link.role == LinkRole::kDial) {
         link.stalled.push_back(std::move(f));
@@ -1010,6 +1204,10 @@ class Core {
     link.monitor.reset();
     link.lane.reset();
     link.laneKey.reset();
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (peer < static_cast<int>(placing_.size()) && placing_[peer]) unplaceLocked(peer, true);
+    }
     if (auto socket = std::move(link.socket); socket && wasUp) {
       // Frames already received on the link are still in order: deliver them.
       for (int i = 0; i < 100000; ++i) {
@@ -1647,10 +1845,13 @@ class Core {
                     seq,
                     FrameKind::kData,
                     payloadMessage(std::move(o.bytes)),
-                    io.incarnation[o.dst]};
+                    io.incarnation[o.dst],
+                    o.borrow != nullptr};
+        o.borrow.reset();
         io.unacked[o.dst].push_back(f.duplicate());
         route(io, std::move(f));
       }
+      detachLoans(io);
       ackOwed = io.linksSetUp && sendAcks(io);
       sending.clear();
       if (io.linksSetUp) serviceLanes(io);
@@ -1849,6 +2050,7 @@ class Core {
         directUp_.assign(worldSize, false);
         hadDirect_.assign(worldSize, false);
         inbound_.assign(worldSize, Inbound{});
+        placing_.assign(worldSize, std::nullopt);
         incarnation_.assign(worldSize, 0);
         incarnation_[rank] = incarnation;
         joinState_ = JoinState::kWelcomed;
@@ -1920,6 +2122,7 @@ class Core {
           directUp_.resize(worldSize);
           hadDirect_.resize(worldSize);
           inbound_.resize(worldSize);
+          placing_.resize(worldSize);
         }
         incarnation_ = incarnations;
         for (int p = 0; p < worldSize_; ++p) {
@@ -2016,9 +2219,11 @@ class Core {
   std::vector<int> replaced_;  // ranks taken by new nodes, for applyReplacements
   std::vector<bool> alive_;
   std::vector<std::string> lostReason_;
-  std::vector<bool> directUp_;               // pathTo: the direct link to that peer is up
-  std::vector<bool> hadDirect_;              // a direct link to that peer was up at some point
-  std::vector<Inbound> inbound_;             // per sender
+  std::vector<bool> directUp_;    // pathTo: the direct link to that peer is up
+  std::vector<bool> hadDirect_;   // a direct link to that peer was up at some point
+  std::vector<Inbound> inbound_;  // per sender
+  std::vector<std::optional<Placement>> placing_;      // per sender (LaneDelivery)
+  std::vector<std::shared_ptr<Borrow>> detachWanted_;  // loans to end (detachLoans)
   std::map<int, std::uint64_t> skipSeq_;     // test hook: sequence numbers to skip per peer
   LinkBreak breakLinks_ = LinkBreak::kNone;  // test hook: close every direct link
   struct DeferredLoss {
@@ -2047,6 +2252,67 @@ class Core {
 };
 
 using ZmqRequest = meshcore::MeshRequestImpl<Core>;
+
+// isendFrom's request: it finishes when the send did (as isend's) and the
+// loan of the caller's bytes has ended. wait() ends a loan that is still
+// running (frames the peer has not acknowledged yet get copies of their
+// own) rather than wait for acknowledgements; cancel() and the destructor do
+// the same and wait for it, so the caller's bytes are free when they return.
+class ZmqLentSendRequest : public MeshRequest {
+ public:
+  ZmqLentSendRequest(std::shared_ptr<Core> core, std::shared_ptr<RequestState> st,
+                     std::shared_ptr<Borrow> borrow)
+      : core_(std::move(core)), st_(std::move(st)), borrow_(std::move(borrow)) {}
+  ~ZmqLentSendRequest() override { endLoan(); }
+
+  bool test() override { return released() && meshcore::testRequest(core_->mutex(), *st_); }
+  bool wait(Millis timeout) override {
+    const auto until =
+        timeout == kMeshNoTimeout ? Clock::time_point::max() : Clock::now() + timeout;
+    try {
+      if (!meshcore::waitRequest(core_->mutex(), *st_, timeout)) return false;
+    } catch (...) {
+      endLoan();
+      throw;
+    }
+    if (released()) return true;
+    core_->detach(borrow_);
+    std::unique_lock<std::mutex> lock(borrow_->mu);
+    const auto done = [&] { return borrow_->released; };
+    if (until == Clock::time_point::max()) {
+      borrow_->cv.wait(lock, done);
+      return true;
+    }
+    return borrow_->cv.wait_until(lock, until, done);
+  }
+  bool cancel() override {
+    const bool cancelled = core_->cancel(*st_);
+    endLoan();
+    return cancelled;
+  }
+  MeshBytes take() override { return meshcore::takeRequest(core_->mutex(), *st_); }
+  int peer() const override { return st_->peer; }
+  MeshTag tag() const override { return st_->tag; }
+
+ private:
+  bool released() {
+    std::lock_guard<std::mutex> lock(borrow_->mu);
+    return borrow_->released;
+  }
+  // Ends the loan and waits until no frame references the bytes (the I/O
+  // thread copies them within one round; if it has stopped, its frames are
+  // gone already).
+  void endLoan() {
+    if (released()) return;
+    core_->detach(borrow_);
+    std::unique_lock<std::mutex> lock(borrow_->mu);
+    borrow_->cv.wait(lock, [&] { return borrow_->released; });
+  }
+
+  std::shared_ptr<Core> core_;
+  std::shared_ptr<RequestState> st_;
+  std::shared_ptr<Borrow> borrow_;
+};
 
 class ZmqMesh : public Mesh {
  public:
@@ -2077,6 +2343,18 @@ class ZmqMesh : public Mesh {
   std::unique_ptr<MeshRequest> isend(int peer, MeshTag tag, MeshBytes bytes) override {
     core_->checkRank(peer, "isend");
     return std::make_unique<ZmqRequest>(core_, core_->isend(peer, tag, std::move(bytes)));
+  }
+  std::unique_ptr<MeshRequest> isendFrom(int peer, MeshTag tag, const std::uint8_t* data,
+                                         std::size_t size) override {
+    core_->checkRank(peer, "isendFrom");
+    auto [st, borrow] = core_->isendFrom(peer, tag, data, size);
+    if (!borrow) return std::make_unique<ZmqRequest>(core_, st);
+    return std::make_unique<ZmqLentSendRequest>(core_, st, borrow);
+  }
+  std::unique_ptr<MeshRequest> irecvInto(int peer, MeshTag tag, std::uint8_t* into,
+                                         std::size_t size) override {
+    core_->checkRank(peer, "irecvInto");
+    return std::make_unique<ZmqRequest>(core_, core_->irecv(peer, tag, into, size));
   }
   std::unique_ptr<MeshRequest> irecv(int peer, MeshTag tag) override {
     core_->checkRank(peer, "irecv");

@@ -114,6 +114,9 @@ HEARTH_MESH_ERROR(MeshUsageError, kUsage)
 // A pending isend or irecv. Thread-safe. Destroying a pending irecv cancels
 // it (it will not consume a message); destroying a pending isend detaches it:
 // the message is still delivered, and its outcome is no longer reported.
+// Requests of the zero-copy forms (Mesh::irecvInto, Mesh::isendFrom) may
+// wait in cancel() and in their destructor, briefly, until the backend no
+// longer uses the caller's memory.
 class MeshRequest {
  public:
   virtual ~MeshRequest() = default;
@@ -128,7 +131,7 @@ class MeshRequest {
 
   // Withdraws a pending request: it fails with MeshCancelled and a recv will
   // not consume a message. Returns false (and does nothing) if it had already
-  // finished. Never blocks.
+  // finished. Never blocks (but see the zero-copy forms above).
   virtual bool cancel() = 0;
 
   // For a successfully finished irecv: moves the received message out (once).
@@ -170,6 +173,34 @@ class Mesh {
 
   virtual std::unique_ptr<MeshRequest> isend(int peer, MeshTag tag, MeshBytes bytes) = 0;
   virtual std::unique_ptr<MeshRequest> irecv(int peer, MeshTag tag) = 0;
+
+  // Zero-copy forms, for buffers the caller owns (the ring collectives use
+  // them; a backend may implement them as the copying forms, as here).
+  //
+  // irecvInto: receives the next message from `peer` with `tag`, meant for
+  // the `size` bytes at `into`. The backend may read it straight into `into`;
+  // then take() returns a MeshBytes that views `into` (data() == into).
+  // Otherwise (always for a message of another size) take() returns a
+  // buffer of the backend's, as irecv's does, and `into` is untouched.
+  // `into` must stay valid until the request finished; cancelling or
+  // destroying the request may wait, briefly, until the backend has stopped
+  // writing into it.
+  virtual std::unique_ptr<MeshRequest> irecvInto(int peer, MeshTag tag, std::uint8_t* into,
+                                                 std::size_t size) {
+    (void)into;
+    (void)size;
+    return irecv(peer, tag);
+  }
+  // isendFrom: sends the `size` bytes at `data`. The backend may send them
+  // from `data` itself; they must then stay valid and unchanged until the
+  // request finished, which (unlike isend) covers the backend's last use of
+  // them: wait() may copy what the peer has not acknowledged yet so as to
+  // finish, and cancel() or destroying the request does so and waits for it
+  // (the message is still delivered). Here: a copy, then isend.
+  virtual std::unique_ptr<MeshRequest> isendFrom(int peer, MeshTag tag, const std::uint8_t* data,
+                                                 std::size_t size) {
+    return isend(peer, tag, MeshBytes(data, data + size));
+  }
 
   // Blocking forms (see the contract above): irecv/isend + wait + cancel on
   // timeout, throwing MeshTimeout.
