@@ -85,12 +85,25 @@ int main(int argc, char** argv) {
 
     std::unique_ptr<hearth::Collectives> gloo;
     if (!hearthOnly) {
+      // Gloo's store: rank 0 serves it on a port the kernel chooses (a
+      // guessed one can be taken: "Address already in use") and hands the
+      // port to the others over hearth's control collectives.
       c10d::TCPStoreOptions store;
-      store.port = static_cast<std::uint16_t>(ctx.env.masterPort + 1);
       store.isServer = rank == 0;
       store.numWorkers = static_cast<std::size_t>(world);
       store.timeout = timeout;
-      auto tcpStore = c10::make_intrusive<c10d::TCPStore>(ctx.env.masterAddr, store);
+      store.waitWorkers = false;
+      c10::intrusive_ptr<c10d::TCPStore> tcpStore;
+      if (rank == 0) {
+        store.port = 0;
+        tcpStore = c10::make_intrusive<c10d::TCPStore>(ctx.env.masterAddr, store);
+      }
+      const std::string port = hearth::bench::valueOfRank(
+          *ctx.collectives, 0, rank == 0 ? std::to_string(tcpStore->getPort()) : "", timeout);
+      if (rank != 0) {
+        store.port = static_cast<std::uint16_t>(std::stoi(port));
+        tcpStore = c10::make_intrusive<c10d::TCPStore>(ctx.env.masterAddr, store);
+      }
       const char* host = std::getenv("HEARTH_GLOO_HOST");
       gloo = hearth::makeGlooCollectives(
           hearth::makeGlooProcessGroup(tcpStore, rank, world, timeout, host ? host : "127.0.0.1"),

@@ -88,30 +88,38 @@ void readAll(int fd, void* data, std::size_t n) {
 }
 
 // A plain TCP connection between ranks 0 and 1 on 127.0.0.1:port (rank 1 listens).
-int rawTcpPair(int rank, int port) {
+// A connected TCP socket between ranks 0 and 1 (-1 on other ranks): rank 1
+// listens on a port the kernel chooses and hands it to rank 0 over `control`.
+int rawTcpPair(Collectives& control, int rank, Millis timeout) {
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<std::uint16_t>(port));
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof addr;
+  int listener = -1;
+  std::string port;
+  if (rank == 1) {
+    listener = ::socket(AF_INET, SOCK_STREAM, 0);
+    if (::bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
+        ::listen(listener, 1) != 0 ||
+        ::getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+      throw std::runtime_error("raw tcp: cannot listen on loopback");
+    }
+    port = std::to_string(ntohs(addr.sin_port));
+  }
+  port = valueOfRank(control, 1, port, timeout);
   int fd = -1;
   if (rank == 1) {
-    const int listener = ::socket(AF_INET, SOCK_STREAM, 0);
-    const int one = 1;
-    ::setsockopt(listener, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (::bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
-        ::listen(listener, 1) != 0) {
-      throw std::runtime_error("raw tcp: cannot listen on port " + std::to_string(port));
-    }
     fd = ::accept(listener, nullptr, nullptr);
     ::close(listener);
-  } else {
-    for (int attempt = 0; attempt < 200; ++attempt) {
-      fd = ::socket(AF_INET, SOCK_STREAM, 0);
-      if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) break;
+  } else if (rank == 0) {
+    addr.sin_port = htons(static_cast<std::uint16_t>(std::stoi(port)));
+    fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
       ::close(fd);
       fd = -1;
-      std::this_thread::sleep_for(std::chrono::milliseconds(25));
     }
+  } else {
+    return -1;
   }
   if (fd < 0) throw std::runtime_error("raw tcp: no connection");
   const int one = 1;
@@ -228,9 +236,7 @@ CurveRun joinCurveRun(Collectives& control, const std::string& runId, int rank, 
     run.relay->start();
     where = run.relay->endpoint() + " " + run.relay->publicKey();
   }
-  const auto all =
-      control.allgatherBytes(std::vector<std::uint8_t>(where.begin(), where.end()), timeout);
-  where.assign(all[0].begin(), all[0].end());
+  where = valueOfRank(control, 0, where, timeout);
   const auto space = where.find(' ');
   ZmqMeshOptions options =
       benchNodeOptions(where.substr(0, space), runId, true, true, rank, timeout);
@@ -279,6 +285,13 @@ void printAllreduce(double mb, std::size_t elems, int world, const std::vector<P
 
 }  // namespace
 
+std::string valueOfRank(Collectives& control, int from, const std::string& mine, Millis timeout) {
+  const auto all =
+      control.allgatherBytes(std::vector<std::uint8_t>(mine.begin(), mine.end()), timeout);
+  return std::string(all.at(static_cast<std::size_t>(from)).begin(),
+                     all.at(static_cast<std::size_t>(from)).end());
+}
+
 void runTransportPaths(Context& ctx, Collectives* gloo, const PathsConfig& config, Millis timeout) {
   const int rank = ctx.rank(), world = ctx.worldSize();
   Collectives& control = *ctx.collectives;
@@ -322,7 +335,7 @@ void runTransportPaths(Context& ctx, Collectives* gloo, const PathsConfig& confi
     for (const Path& path : paths) std::printf(" %9s %5s", path.name, "%");
     std::printf("\n");
   }
-  const int fd = world > 1 && rank < 2 ? rawTcpPair(rank, ctx.env.masterPort + 2) : -1;
+  const int fd = world > 1 ? rawTcpPair(control, rank, timeout) : -1;
   for (double kib : config.p2pKib) {
     if (world < 2) break;
     const auto bytes = static_cast<std::size_t>(kib * 1024);

@@ -34,6 +34,11 @@ struct PathsConfig {
   std::vector<std::string> only;  // path names to run (empty: all)
 };
 
+// What rank `from` passed as `mine` (every rank calls it; the others'
+// values are ignored): how the benchmarks hand a port or an endpoint that
+// one rank chose to the others, instead of guessing free ports.
+std::string valueOfRank(Collectives& control, int from, const std::string& mine, Millis timeout);
+
 // Runs the whole --paths benchmark; every rank of ctx calls it. gloo may be
 // null (no Gloo column). Throws std::runtime_error on a wrong result or a
 // missing relay endpoint.
