@@ -215,8 +215,8 @@ BulkLane::~BulkLane() {
   ::close(fd_);
 }
 
-void BulkLane::enqueue(MeshTag tag, std::uint64_t seq, zmq::message_t body) {
-  Outgoing o{{}, kFrameHeaderBytes, std::move(body), 0};
+void BulkLane::enqueue(MeshTag tag, std::uint64_t seq, zmq::message_t body, bool lent) {
+  Outgoing o{{}, kFrameHeaderBytes, std::move(body), 0, lent};
   std::uint8_t* h = o.header.data();
   putLe(h, kLaneFrameMagic, 4);
   putLe(h + 4, 0, 4);
@@ -312,10 +312,11 @@ void BulkLane::unplaceBody() {
   placedAt_ = nullptr;
 }
 
-void BulkLane::detach(const std::uint8_t* lo, const std::uint8_t* hi) {
+void BulkLane::detachLent() {
   for (Outgoing& o : out_) {
-    const auto* at = static_cast<const std::uint8_t*>(o.body.data());
-    if (o.body.size() > 0 && at >= lo && at < hi) o.body = zmq::message_t(at, o.body.size());
+    if (!o.lent) continue;
+    o.body = zmq::message_t(o.body.data(), o.body.size());
+    o.lent = false;
   }
 }
 

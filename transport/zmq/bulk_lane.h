@@ -155,9 +155,10 @@ class BulkLane {
   // Whether to poll for writability too: a connect or bytes in progress.
   bool wantsWrite() const { return !connected_ || !out_.empty(); }
 
-  // Queues one frame; body stays referenced until written. REQUIRES:
+  // Queues one frame; body stays referenced until written. `lent`: the body
+  // is memory lent by its owner (detachLent() may copy it). REQUIRES:
   // connected().
-  void enqueue(MeshTag tag, std::uint64_t seq, zmq::message_t body);
+  void enqueue(MeshTag tag, std::uint64_t seq, zmq::message_t body, bool lent = false);
   // Dialer: finishes the connect when it completed. Then writes queued
   // bytes until the socket is full. False and why on failure.
   bool flush(std::string* why);
@@ -170,9 +171,9 @@ class BulkLane {
   // The body being read goes to a pool buffer from now on (what was read
   // into the placer's destination so far is copied there).
   void unplaceBody();
-  // Queued bodies whose bytes lie in [lo, hi) are replaced by copies (their
-  // owner wants the memory back; the frames still go out unchanged).
-  void detach(const std::uint8_t* lo, const std::uint8_t* hi);
+  // Queued lent bodies are replaced by copies (their owners want the memory
+  // back; the frames still go out unchanged).
+  void detachLent();
 
  private:
   struct Outgoing {
@@ -180,6 +181,7 @@ class BulkLane {
     std::size_t headerBytes;  // kFrameHeaderBytes, or kHelloBytes for the hello
     zmq::message_t body;
     std::size_t written = 0;  // of headerBytes + body.size()
+    bool lent = false;
   };
   BulkLane(int fd, bool connected, std::int64_t maxFrameBytes, std::shared_ptr<BufferPool> pool)
       : fd_(fd), connected_(connected), maxFrameBytes_(maxFrameBytes), pool_(std::move(pool)) {}

@@ -87,8 +87,6 @@ struct Borrow {
   std::mutex mu;
   std::condition_variable cv;
   bool released = false;
-  const std::uint8_t* lo = nullptr;
-  const std::uint8_t* hi = nullptr;
 };
 
 struct Outgoing {
@@ -315,8 +313,6 @@ class Core {
       return {isend(peer, tag, MeshBytes(data, data + size)), nullptr};
     }
     auto borrow = std::make_shared<Borrow>();
-    borrow->lo = data;
-    borrow->hi = data + size;
     std::shared_ptr<void> loan(static_cast<void*>(nullptr), [borrow](void*) {
       std::lock_guard<std::mutex> lock(borrow->mu);
       borrow->released = true;
@@ -327,36 +323,33 @@ class Core {
     return {st, borrow};
   }
 
-  // Ends a loan early: every frame still referencing the borrowed bytes gets
-  // a copy of its own (the caller's part here, the I/O thread's in
-  // detachLoans); the frames still go out.
-  void detach(const std::shared_ptr<Borrow>& borrow) {
+  // Ends every loan still running on this mesh: each frame that references
+  // lent bytes gets a copy of its own (the caller's part here, the I/O
+  // thread's in detachLoans); the frames still go out. All of them at once:
+  // at the end of a collective the unacknowledged tail of its sends is lent,
+  // and one round trip to the I/O thread frees all of it.
+  void endLoans() {
     std::lock_guard<std::mutex> lock(mu_);
     for (auto& o : outbox_) {
-      if (o.borrow != borrow) continue;
+      if (!o.borrow) continue;
       o.bytes = MeshBytes(o.bytes.begin(), o.bytes.end());
       o.borrow.reset();
     }
-    detachWanted_.push_back(borrow);
+    endLoansWanted_ = true;
     wake();
   }
 
   void detachLoans(Io& io) {
-    std::vector<std::shared_ptr<Borrow>> wanted;
     {
       std::lock_guard<std::mutex> lock(mu_);
-      wanted.swap(detachWanted_);
+      if (!endLoansWanted_) return;
+      endLoansWanted_ = false;
     }
-    for (const auto& borrow : wanted) {
-      for (auto& queue : io.unacked) {
-        for (auto& f : queue) {
-          const auto* at = static_cast<const std::uint8_t*>(f.payload.data());
-          if (f.borrowed && at >= borrow->lo && at < borrow->hi) f.ownPayload();
-        }
-      }
-      for (auto& link : io.links) {
-        if (link.lane) link.lane->detach(borrow->lo, borrow->hi);
-      }
+    for (auto& queue : io.unacked) {
+      for (auto& f : queue) f.ownPayload();
+    }
+    for (auto& link : io.links) {
+      if (link.lane) link.lane->detachLent();
     }
   }
 
@@ -1139,7 +1132,7 @@ class Core {
     Link& link = io.links[f.dst];
     if (link.state == LinkState::kUp && f.kind == FrameKind::kData && link.lane &&
         link.lane->connected()) {
-      link.lane->enqueue(f.tag, f.seq, std::move(f.payload));  // written by serviceLanes
+      link.lane->enqueue(f.tag, f.seq, std::move(f.payload), f.borrowed);  // see serviceLanes
       return;
     }
     f.ownPayload();  // libzmq may keep a payload longer than a loan lasts
@@ -2222,10 +2215,10 @@ class Core {
   std::vector<bool> directUp_;    // pathTo: the direct link to that peer is up
   std::vector<bool> hadDirect_;   // a direct link to that peer was up at some point
   std::vector<Inbound> inbound_;  // per sender
-  std::vector<std::optional<Placement>> placing_;      // per sender (LaneDelivery)
-  std::vector<std::shared_ptr<Borrow>> detachWanted_;  // loans to end (detachLoans)
-  std::map<int, std::uint64_t> skipSeq_;     // test hook: sequence numbers to skip per peer
-  LinkBreak breakLinks_ = LinkBreak::kNone;  // test hook: close every direct link
+  std::vector<std::optional<Placement>> placing_;  // per sender (LaneDelivery)
+  bool endLoansWanted_ = false;                    // detachLoans to run (endLoans)
+  std::map<int, std::uint64_t> skipSeq_;           // test hook: sequence numbers to skip per peer
+  LinkBreak breakLinks_ = LinkBreak::kNone;        // test hook: close every direct link
   struct DeferredLoss {
     std::string reason;
     std::uint64_t epoch;
@@ -2254,10 +2247,11 @@ class Core {
 using ZmqRequest = meshcore::MeshRequestImpl<Core>;
 
 // isendFrom's request: it finishes when the send did (as isend's) and the
-// loan of the caller's bytes has ended. wait() ends a loan that is still
-// running (frames the peer has not acknowledged yet get copies of their
-// own) rather than wait for acknowledgements; cancel() and the destructor do
-// the same and wait for it, so the caller's bytes are free when they return.
+// loan of the caller's bytes has ended. wait() ends the loans still running
+// (frames the peer has not acknowledged yet get copies of their own; see
+// Core::endLoans) rather than wait for acknowledgements; cancel() and the
+// destructor do the same and wait for it, so the caller's bytes are free
+// when they return.
 class ZmqLentSendRequest : public MeshRequest {
  public:
   ZmqLentSendRequest(std::shared_ptr<Core> core, std::shared_ptr<RequestState> st,
@@ -2276,7 +2270,7 @@ class ZmqLentSendRequest : public MeshRequest {
       throw;
     }
     if (released()) return true;
-    core_->detach(borrow_);
+    core_->endLoans();
     std::unique_lock<std::mutex> lock(borrow_->mu);
     const auto done = [&] { return borrow_->released; };
     if (until == Clock::time_point::max()) {
@@ -2304,7 +2298,7 @@ class ZmqLentSendRequest : public MeshRequest {
   // gone already).
   void endLoan() {
     if (released()) return;
-    core_->detach(borrow_);
+    core_->endLoans();
     std::unique_lock<std::mutex> lock(borrow_->mu);
     borrow_->cv.wait(lock, [&] { return borrow_->released; });
   }
