@@ -3,6 +3,8 @@
 // collective) and the median time of a timed collective run.
 #pragma once
 
+#include <sys/resource.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
@@ -47,31 +49,50 @@ inline void checkRankSum(Collectives& c, const std::vector<float>& data, int wor
   }
 }
 
+// CPU time of this process so far, all its threads, user + system, in ms.
+inline double processCpuMs() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  const auto ms = [](const timeval& t) { return double(t.tv_sec) * 1e3 + double(t.tv_usec) / 1e3; };
+  return ms(usage.ru_utime) + ms(usage.ru_stime);
+}
+
 // The timed runs of medianRunMs for several backends at once, interleaved
 // (round i runs op(0), op(1), ... in turn), so that a machine whose load
 // drifts during the benchmark slows every backend alike. Before each run
 // `data` is filled with `rank` + 1 and the ranks meet at a barrier of that
 // backend; after it, check(b) throws on a wrong result. Returns one median
-// per backend (the upper middle value for an even count).
+// per backend (the upper middle value for an even count). With cpuMs: also
+// this process's CPU time per timed run of each backend (processCpuMs, a
+// mean): on a machine with fewer cores than ranks the figure that decides
+// the wall time, and steadier than it.
 inline std::vector<double> interleavedMedianRunMs(const std::vector<Collectives*>& backends,
                                                   std::vector<float>& data, int rank,
                                                   int iterations, Millis timeout,
                                                   const std::function<void(std::size_t)>& op,
-                                                  const std::function<void(std::size_t)>& check) {
+                                                  const std::function<void(std::size_t)>& check,
+                                                  std::vector<double>* cpuMs = nullptr) {
   std::vector<std::vector<double>> ms(backends.size());
+  std::vector<double> cpu(backends.size(), 0.0);
   for (int i = 0; i < iterations + 1; ++i) {
     for (std::size_t b = 0; b < backends.size(); ++b) {
       std::fill(data.begin(), data.end(), float(rank + 1));
       backends[b]->barrier(timeout);
+      const double cpuStart = processCpuMs();
       const auto start = std::chrono::steady_clock::now();
       op(b);
       const double elapsed =
           std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
               .count();
+      const double cpuUsed = processCpuMs() - cpuStart;
       check(b);
-      if (i > 0) ms[b].push_back(elapsed);  // the first round warms up
+      if (i > 0) {  // the first round warms up
+        ms[b].push_back(elapsed);
+        cpu[b] += cpuUsed / iterations;
+      }
     }
   }
+  if (cpuMs != nullptr) *cpuMs = cpu;
   std::vector<double> medians;
   for (auto& sample : ms) {
     std::sort(sample.begin(), sample.end());

@@ -191,7 +191,8 @@ ZmqMeshOptions benchNodeOptions(const std::string& relayEndpoint, const std::str
   options.heartbeatTimeout = Millis(30000);
   if (listen) options.listenEndpoint = "tcp://127.0.0.1:0";
   options.bulkLanes = bulkLanes;
-  options.log = [](const std::string&) {};
+  // HEARTH_BENCH_VERBOSE=1: the nodes' log lines (links, lanes) to stderr.
+  if (std::getenv("HEARTH_BENCH_VERBOSE") == nullptr) options.log = [](const std::string&) {};
   return options;
 }
 
@@ -269,17 +270,31 @@ void printP2p(double kib, std::size_t bytes, int count, const std::vector<Path>&
   std::cout << line.dump() << std::endl;
 }
 
+// cpuMs: rank 0's process CPU per allreduce, paths first, then Gloo's (if any).
 void printAllreduce(double mb, std::size_t elems, int world, const std::vector<Path>& paths,
-                    const std::vector<double>& ms, double glooMs) {
+                    const std::vector<double>& ms, double glooMs,
+                    const std::vector<double>& cpuMs) {
   const double busBits = 2.0 * (world - 1) / world * double(elems) * 4 * 8;
   std::printf("%10.1f | %9.2f %6.2f", mb, glooMs, busBits / glooMs / 1e6);
   for (std::size_t k = 0; k < paths.size(); ++k) {
     std::printf(" | %9.2f %6.2f %6.2fx", ms[k], busBits / ms[k] / 1e6, ms[k] / glooMs);
   }
   std::printf("\n");
+  const bool withGloo = cpuMs.size() > paths.size();
+  std::printf("%10s   rank 0's CPU ms per allreduce:", "");
+  if (withGloo) std::printf(" gloo %.1f", cpuMs.back());
+  for (std::size_t k = 0; k < paths.size(); ++k) {
+    std::printf(" | %s %.1f", paths[k].name, cpuMs[k]);
+    if (withGloo) std::printf(" (%.2fx)", cpuMs[k] / cpuMs.back());
+  }
+  std::printf("\n");
   nlohmann::json line{
       {"bench", "transport_paths_allreduce"}, {"world", world}, {"mib", mb}, {"gloo_ms", glooMs}};
-  for (std::size_t k = 0; k < paths.size(); ++k) line[std::string(paths[k].name) + "_ms"] = ms[k];
+  if (withGloo) line["gloo_cpu_ms"] = cpuMs.back();
+  for (std::size_t k = 0; k < paths.size(); ++k) {
+    line[std::string(paths[k].name) + "_ms"] = ms[k];
+    line[std::string(paths[k].name) + "_cpu_ms"] = cpuMs[k];
+  }
   std::cout << line.dump() << std::endl;
 }
 
@@ -368,15 +383,16 @@ void runTransportPaths(Context& ctx, Collectives* gloo, const PathsConfig& confi
   }
   for (double mb : config.sizesMb) {
     std::vector<float> data(static_cast<std::size_t>(mb * (1 << 20) / sizeof(float)));
+    std::vector<double> cpuMs;
     const std::vector<double> ms = interleavedMedianRunMs(
         backends, data, rank, config.iterations, timeout,
         [&](std::size_t b) { backends[b]->allreduceSum(data.data(), data.size(), timeout); },
-        [&](std::size_t b) { checkRankSum(*backends[b], data, world); });
+        [&](std::size_t b) { checkRankSum(*backends[b], data, world); }, &cpuMs);
     std::vector<double> slowest;
     for (double m : ms) slowest.push_back(slowestRank(control, m, timeout));
     if (rank == 0) {
-      printAllreduce(mb, data.size(), world, paths, slowest,
-                     gloo != nullptr ? slowest.back() : 0.0);
+      printAllreduce(mb, data.size(), world, paths, slowest, gloo != nullptr ? slowest.back() : 0.0,
+                     cpuMs);
     }
   }
   for (Collectives* c : backends) c->barrier(timeout);
