@@ -22,6 +22,13 @@ using std::chrono::milliseconds;
 constexpr std::int64_t kMaxFrame = std::int64_t{64} << 20;
 constexpr auto kPatience = std::chrono::seconds(10);
 
+// A sink that collects the frames a lane delivers.
+class LaneFrames : public LaneSink {
+ public:
+  void deliver(LaneFrame frame) override { frames.push_back(std::move(frame)); }
+  std::vector<LaneFrame> frames;
+};
+
 LaneKey keyOf(std::uint8_t seed) {
   LaneKey key;
   for (std::size_t i = 0; i < key.size(); ++i) key[i] = static_cast<std::uint8_t>(seed + i);

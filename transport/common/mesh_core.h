@@ -49,13 +49,6 @@ struct RequestState {
   MeshBytes payload;
   bool taken = false;
   std::condition_variable cv;
-  // irecvInto (zmq): where the message may be read straight into. While
-  // `placing`, the backend's I/O thread writes into it (the request is off
-  // the posted queue); `unplaceWanted` asks it to stop.
-  std::uint8_t* into = nullptr;
-  std::size_t intoSize = 0;
-  bool placing = false;
-  bool unplaceWanted = false;
 };
 
 // Throws MeshUsageError("<who>: <what>: rank R is out of range [0, N)") unless
@@ -107,7 +100,8 @@ class MailboxCore {
   }
 
   // Takes the oldest recv posted for `key` if it is an irecvInto of exactly
-  // `size` (> 0) bytes; else null and nothing changes.
+  // `size` (> 0) bytes; else null and nothing changes. Needs a State with
+  // `into` and `intoSize` (the zmq backend's).
   std::shared_ptr<State> claimIntoLocked(const Key& key, std::size_t size) {
     auto it = posted_.find(key);
     if (size == 0 || it == posted_.end() || it->second.empty()) return nullptr;

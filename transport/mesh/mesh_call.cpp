@@ -47,7 +47,11 @@ Millis Call::waitBudget() const {
 }
 
 void Call::send(int peer, MeshTag tag, MeshBytes bytes) {
-  sends_.push_back(mesh_.isend(peer, tag, std::move(bytes)));
+  track(mesh_.isend(peer, tag, std::move(bytes)));
+}
+
+void Call::track(std::unique_ptr<MeshRequest> send) {
+  sends_.push_back(std::move(send));
   if (sends_.size() >= kReapThreshold) reapFinishedSends();
 }
 
@@ -60,8 +64,7 @@ void Call::reapFinishedSends() {
 }
 
 void Call::sendFrom(int peer, MeshTag tag, const std::uint8_t* data, std::size_t size) {
-  sends_.push_back(mesh_.isendFrom(peer, tag, data, size));
-  if (sends_.size() >= kReapThreshold) reapFinishedSends();
+  track(mesh_.isendFrom(peer, tag, data, size));
 }
 
 MeshBytes Call::recv(int peer, MeshTag tag) {
@@ -74,17 +77,7 @@ std::unique_ptr<MeshRequest> Call::postRecvInto(int peer, MeshTag tag, std::uint
 }
 
 void Call::finishRecvInto(MeshRequest& request, std::uint8_t* into, std::size_t size) {
-  const Millis budget = waitBudget();
-  if (!request.wait(budget)) {
-    if (request.cancel()) {
-      throw MeshTimeout(request.peer(), mesh_.backendName() + " mesh rank " +
-                                            std::to_string(rank_) + ": recv from rank " +
-                                            std::to_string(request.peer()) + " tag " +
-                                            std::to_string(request.tag()) + ": timed out after " +
-                                            std::to_string(budget.count()) + " ms");
-    }
-    request.wait(kMeshNoTimeout);  // finished meanwhile
-  }
+  mesh_.finishBlocking(request, waitBudget(), "recv from");
   MeshBytes msg = request.take();
   expectSize(*this, request.peer(), msg.size(), size);
   if (msg.data() != into && size > 0) std::memcpy(into, msg.data(), size);

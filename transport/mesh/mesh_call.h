@@ -54,6 +54,8 @@ class Call {
 
  private:
   Millis waitBudget() const;
+  // Keeps a send until finishSends(), reaping finished ones now and then.
+  void track(std::unique_ptr<MeshRequest> send);
   void reapFinishedSends();
 
   Mesh& mesh_;

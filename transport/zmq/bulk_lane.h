@@ -82,13 +82,6 @@ class LaneSink {
   virtual void deliver(LaneFrame frame) = 0;
 };
 
-// A sink that collects frames (tests).
-class LaneFrames : public LaneSink {
- public:
-  void deliver(LaneFrame frame) override { frames.push_back(std::move(frame)); }
-  std::vector<LaneFrame> frames;
-};
-
 // The accepting side: a listening socket on the direct-link listener's host
 // (port chosen by the kernel) and the connections whose hello is not in yet.
 class LaneListener {

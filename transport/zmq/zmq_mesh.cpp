@@ -17,6 +17,7 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <condition_variable>
 #include <cstring>
 #include <deque>
@@ -43,7 +44,6 @@ using Clock = std::chrono::steady_clock;
 using Key = std::pair<int, MeshTag>;  // (peer, tag)
 using meshcore::describe;
 using meshcore::failLocked;
-using meshcore::RequestState;
 using meshcore::Status;
 using zmqwire::HeaderReader;
 using zmqwire::HeaderWriter;
@@ -69,6 +69,8 @@ constexpr std::uint64_t kAckEveryFrames = 8;
 constexpr std::size_t kLaneReadBudget = std::size_t{8} << 20;
 // Free receive buffers the bulk lanes of one node keep for reuse.
 constexpr std::size_t kLanePoolBytes = std::size_t{64} << 20;
+// How long a caller waits for the I/O thread before saying so in the log.
+constexpr Millis kIoThreadPatience{10000};
 // DIRECT_HELLOs held until the directory is known.
 constexpr std::size_t kMaxHeldHellos = 256;
 constexpr char kDirectZapDomain[] = "hearth-direct";
@@ -79,6 +81,16 @@ enum class Terminal { kNone, kAborted, kBroken };
 // The test hooks' kinds of network failure (zmqtesting::breakDirectLinks,
 // dropDirectConnections).
 enum class LinkBreak { kNone, kLinksOnly, kLinksAndListener };
+
+// A request's state: the shared one, plus where an irecvInto's message may
+// be read straight into. While `placing`, the I/O thread writes into it (the
+// request is off the posted queue); `unplaceWanted` asks it to stop.
+struct RequestState : meshcore::RequestState {
+  std::uint8_t* into = nullptr;
+  std::size_t intoSize = 0;
+  bool placing = false;
+  bool unplaceWanted = false;
+};
 
 // Memory an isendFrom lends the mesh. `released` once no frame references it
 // any more (acknowledged, or copied by a detach); guarded by its own mutex
@@ -335,16 +347,12 @@ class Core {
       o.bytes = MeshBytes(o.bytes.begin(), o.bytes.end());
       o.borrow.reset();
     }
-    endLoansWanted_ = true;
+    endLoansWanted_.store(true);
     wake();
   }
 
   void detachLoans(Io& io) {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      if (!endLoansWanted_) return;
-      endLoansWanted_ = false;
-    }
+    if (!endLoansWanted_.exchange(false)) return;  // every I/O round: no lock for nothing
     for (auto& queue : io.unacked) {
       for (auto& f : queue) f.ownPayload();
     }
@@ -369,6 +377,18 @@ class Core {
     return st;
   }
 
+  // Waits until done() for something only the I/O thread can finish (it
+  // stops using a caller's buffer). Not a wait on the network: the I/O thread
+  // does it within one round of its loop (at most ~100 ms), and if it has
+  // stopped, everything it used is gone already (ioLoop). Should that ever
+  // take longer, one line says what is waiting every 10 s.
+  template <class Lock, class Done>
+  void waitForIoThread(Lock& lock, std::condition_variable& cv, Done done, const char* what) {
+    while (!cv.wait_for(lock, kIoThreadPatience, done)) {
+      log(std::string(what) + " still waits for the I/O thread to release the caller's memory");
+    }
+  }
+
   void log(const std::string& line) {
     const std::string full = "hearth zmq mesh rank " + std::to_string(rank_) + ": " + line;
     if (options_.log) {
@@ -389,7 +409,8 @@ class Core {
       // (serviceLanes), then the request is cancelled here.
       st.unplaceWanted = true;
       wake();
-      st.cv.wait(lock, [&] { return !st.placing; });
+      waitForIoThread(
+          lock, st.cv, [&] { return !st.placing; }, "a cancelled receive");
       if (st.status != Status::kPending) return false;
     }
     if (st.isRecv) {
@@ -811,7 +832,7 @@ class Core {
   }
 
   std::shared_ptr<RequestState> makeState(bool isRecv, int peer, MeshTag tag) {
-    return meshcore::makeRequest("zmq", isRecv, rank_, peer, tag);
+    return meshcore::makeRequest<RequestState>("zmq", isRecv, rank_, peer, tag);
   }
 
   void wake() {
@@ -2216,7 +2237,7 @@ class Core {
   std::vector<bool> hadDirect_;   // a direct link to that peer was up at some point
   std::vector<Inbound> inbound_;  // per sender
   std::vector<std::optional<Placement>> placing_;  // per sender (LaneDelivery)
-  bool endLoansWanted_ = false;                    // detachLoans to run (endLoans)
+  std::atomic<bool> endLoansWanted_{false};        // detachLoans to run (endLoans)
   std::map<int, std::uint64_t> skipSeq_;           // test hook: sequence numbers to skip per peer
   LinkBreak breakLinks_ = LinkBreak::kNone;        // test hook: close every direct link
   struct DeferredLoss {
@@ -2240,11 +2261,11 @@ class Core {
   int relayDropsInHandshake_ = 0;
   std::exception_ptr joinError_;
   std::condition_variable joinCv_;
-  meshcore::MailboxCore<Key> mailbox_;  // mailboxes and posted recvs
+  meshcore::MailboxCore<Key, RequestState> mailbox_;  // mailboxes and posted recvs
   std::deque<Outgoing> outbox_;
 };
 
-using ZmqRequest = meshcore::MeshRequestImpl<Core>;
+using ZmqRequest = meshcore::MeshRequestImpl<Core, RequestState>;
 
 // isendFrom's request: it finishes when the send did (as isend's) and the
 // loan of the caller's bytes has ended. wait() ends the loans still running
@@ -2300,7 +2321,8 @@ class ZmqLentSendRequest : public MeshRequest {
     if (released()) return;
     core_->endLoans();
     std::unique_lock<std::mutex> lock(borrow_->mu);
-    borrow_->cv.wait(lock, [&] { return borrow_->released; });
+    core_->waitForIoThread(
+        lock, borrow_->cv, [&] { return borrow_->released; }, "a lent send");
   }
 
   std::shared_ptr<Core> core_;

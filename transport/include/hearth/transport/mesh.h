@@ -216,7 +216,10 @@ class Mesh {
 
   virtual void abort() = 0;
 
- private:
+  // What the blocking forms do after posting: waits for `request` up to
+  // `timeout`; past it, cancels it and throws MeshTimeout ("<backend> mesh
+  // rank R: <op> rank P tag T: timed out after N ms"), unless it finished
+  // meanwhile. Throws the request's error if it failed.
   void finishBlocking(MeshRequest& request, Millis timeout, const char* op) {
     if (request.wait(timeout)) return;
     if (request.cancel()) {
