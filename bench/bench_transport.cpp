@@ -72,7 +72,7 @@ int main(int argc, char** argv) {
   std::vector<std::string> only;
   app.add_option("--only", only,
                  "Paths to run (--paths): direct (bulk lanes), zmqdirect (direct links over "
-                 "ZeroMQ only), relay, curve; default: all");
+                 "ZeroMQ only), relay, curve; default: all; gloo alone: Gloo only");
   CLI11_PARSE(app, argc, argv);
   try {
     at::set_num_threads(1);

@@ -191,6 +191,9 @@ ZmqMeshOptions benchNodeOptions(const std::string& relayEndpoint, const std::str
   options.heartbeatTimeout = Millis(30000);
   if (listen) options.listenEndpoint = "tcp://127.0.0.1:0";
   options.bulkLanes = bulkLanes;
+  // HEARTH_BENCH_PACED_LANES=1: lanes keep the system's congestion control
+  // even between ranks on this host (for comparison; see unpacedLocalLanes).
+  options.unpacedLocalLanes = std::getenv("HEARTH_BENCH_PACED_LANES") == nullptr;
   // HEARTH_BENCH_VERBOSE=1: the nodes' log lines (links, lanes) to stderr.
   if (std::getenv("HEARTH_BENCH_VERBOSE") == nullptr) options.log = [](const std::string&) {};
   return options;
@@ -327,8 +330,11 @@ void runTransportPaths(Context& ctx, Collectives* gloo, const PathsConfig& confi
                                                          path.name) != config.only.end();
     if (wanted) paths.push_back(path);
   }
-  if (paths.size() < std::max<std::size_t>(1, config.only.size())) {
-    throw std::runtime_error("--only: the paths are direct, zmqdirect, relay and curve");
+  // "gloo" among --only names no path: Gloo alone (e.g. to profile it).
+  const bool glooNamed =
+      std::find(config.only.begin(), config.only.end(), "gloo") != config.only.end();
+  if (paths.size() + (glooNamed ? 1 : 0) < std::max<std::size_t>(1, config.only.size())) {
+    throw std::runtime_error("--only: the paths are direct, zmqdirect, relay and curve (and gloo)");
   }
   const int next = (rank + 1) % world;
   for (const Path& path : allPaths) {

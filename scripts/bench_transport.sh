@@ -8,7 +8,9 @@
 #       lanes off (direct links over ZeroMQ only); point-to-point and ring
 #       allreduce (--only NAME... picks paths)
 # Environment: HEARTH_BUILD_DIR (default build), RANKS (default "2 4": the
-# world sizes to run, e.g. RANKS="2 4 8").
+# world sizes to run, e.g. RANKS="2 4 8"), HEARTH_BENCH_PACED_LANES=1 (same-host
+# bulk lanes keep the system's congestion control, e.g. BBR, instead of cubic),
+# HEARTH_BENCH_VERBOSE=1 (the nodes' link and lane log lines).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD_DIR=${HEARTH_BUILD_DIR:-build}

@@ -5,9 +5,11 @@
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cstring>
 #include <thread>
@@ -283,6 +285,38 @@ TEST(BulkLane, DialingAClosedPortFailsWithTheReason) {
   }
   EXPECT_FALSE(ok);
   EXPECT_NE(why.find("connect"), std::string::npos) << why;
+}
+
+std::string congestionControl(int fd) {
+  char name[16] = {};
+  socklen_t len = sizeof name;
+  if (::getsockopt(fd, IPPROTO_TCP, TCP_CONGESTION, name, &len) != 0) return "?";
+  return std::string(name, strnlen(name, sizeof name));
+}
+
+TEST(BulkLane, ASameHostLaneStopsPacingWithBbrAndKeepsAnyOtherChoice) {
+  LanePair lanes;
+  const int dialer = lanes.dialer->fd();
+  const int acceptor = lanes.acceptor->fd();
+  const char bbr[] = "bbr";
+  if (::setsockopt(dialer, IPPROTO_TCP, TCP_CONGESTION, bbr, 3) != 0) {
+    GTEST_SKIP() << "this kernel offers no bbr congestion control: " << std::strerror(errno);
+  }
+  ASSERT_EQ(congestionControl(dialer), "bbr");
+  const std::string now = unpaceIfSameHost(dialer);
+  EXPECT_TRUE(now == "cubic" || now == "reno") << now;
+  EXPECT_EQ(congestionControl(dialer), now);
+  EXPECT_EQ(unpaceIfSameHost(dialer), "") << "already unpaced: nothing to change";
+  // A lane whose congestion control is not BBR keeps it.
+  const char reno[] = "reno";
+  ASSERT_EQ(::setsockopt(acceptor, IPPROTO_TCP, TCP_CONGESTION, reno, 4), 0);
+  EXPECT_EQ(unpaceIfSameHost(acceptor), "");
+  EXPECT_EQ(congestionControl(acceptor), "reno");
+  // Frames still flow after the switch.
+  lanes.dialer->enqueue(5, 0, patterned(std::size_t{3} << 20, 1));
+  const auto got = pump(*lanes.dialer, *lanes.acceptor, 1);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_TRUE(isPatterned(got[0].bytes, std::size_t{3} << 20, 1));
 }
 
 TEST(BulkLane, OnlyNumericHostsQualify) {

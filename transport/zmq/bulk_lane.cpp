@@ -173,6 +173,46 @@ std::vector<LaneListener::Arrival> LaneListener::service(std::chrono::millisecon
   return arrivals;
 }
 
+namespace {
+
+// The address of a socket's end (getsockname or getpeername), as raw bytes;
+// empty on failure.
+std::string addressBytes(int fd, bool peer, bool* loopback) {
+  sockaddr_storage addr{};
+  socklen_t len = sizeof addr;
+  auto* a = reinterpret_cast<sockaddr*>(&addr);
+  if ((peer ? ::getpeername(fd, a, &len) : ::getsockname(fd, a, &len)) != 0) return "";
+  if (addr.ss_family == AF_INET) {
+    const auto* v4 = reinterpret_cast<const sockaddr_in*>(&addr);
+    *loopback = (ntohl(v4->sin_addr.s_addr) >> 24) == 127;
+    return std::string(reinterpret_cast<const char*>(&v4->sin_addr), sizeof v4->sin_addr);
+  }
+  if (addr.ss_family == AF_INET6) {
+    const auto* v6 = reinterpret_cast<const sockaddr_in6*>(&addr);
+    *loopback = IN6_IS_ADDR_LOOPBACK(&v6->sin6_addr);
+    return std::string(reinterpret_cast<const char*>(&v6->sin6_addr), sizeof v6->sin6_addr);
+  }
+  return "";
+}
+
+}  // namespace
+
+std::string unpaceIfSameHost(int fd) {
+  bool peerLoopback = false;
+  bool ourLoopback = false;
+  const std::string theirs = addressBytes(fd, true, &peerLoopback);
+  const std::string ours = addressBytes(fd, false, &ourLoopback);
+  if (theirs.empty() || (!peerLoopback && theirs != ours)) return "";
+  char current[16] = {};
+  socklen_t len = sizeof current;
+  if (::getsockopt(fd, IPPROTO_TCP, TCP_CONGESTION, current, &len) != 0) return "";
+  if (std::strncmp(current, "bbr", 3) != 0) return "";
+  for (const char* name : {"cubic", "reno"}) {
+    if (::setsockopt(fd, IPPROTO_TCP, TCP_CONGESTION, name, std::strlen(name)) == 0) return name;
+  }
+  return "";
+}
+
 // ---- BulkLane ----
 
 std::unique_ptr<BulkLane> BulkLane::dial(const std::string& host, int port, int myRank,

@@ -126,6 +126,17 @@ class LaneListener {
   int refused_ = 0;
 };
 
+// For a connected lane between two endpoints on one host (the peer's
+// address is a loopback address or the same as ours) whose congestion
+// control paces by itself (BBR): switches it to one that does not (cubic,
+// else reno). On one host there is no bottleneck queue to pace for, and
+// BBR's pacing costs a timer interrupt per burst, which on a machine whose
+// cores are all busy (ranks sharing cores) showed as 10-15% of an
+// allreduce's time (docs/benchmarks.md). Other lanes keep the system's
+// choice (over a home uplink BBR's pacing is what it is for). Returns the
+// new algorithm's name, or "" when nothing changed.
+std::string unpaceIfSameHost(int fd);
+
 // One connected (or, on the dialing side, connecting) lane.
 class BulkLane {
  public:

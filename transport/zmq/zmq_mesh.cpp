@@ -777,6 +777,17 @@ class Core {
       return;
     }
     link.laneDeadline = Clock::now() + options_.directConnectTimeout;
+    if (link.lane->connected()) laneUp(p, *link.lane, "dialed");
+  }
+
+  // A lane's connection is established.
+  void laneUp(int p, zmqlane::BulkLane& lane, const char* how) {
+    std::string note;
+    if (options_.unpacedLocalLanes) {
+      const std::string cc = zmqlane::unpaceIfSameHost(lane.fd());
+      if (!cc.empty()) note = "; same host: congestion control " + cc + " instead of bbr";
+    }
+    log("bulk lane to rank " + std::to_string(p) + " up (" + how + ")" + note);
   }
 
   // Acceptor: lane connections whose hello arrived; each must match the
@@ -794,7 +805,7 @@ class Core {
       }
       link->lane = zmqlane::BulkLane::adopt(a.fd, options_.maxMessageBytes, io.lanePool);
       link->laneKey.reset();  // one lane per offer
-      log("bulk lane to rank " + std::to_string(a.rank) + " up (accepted)");
+      laneUp(a.rank, *link->lane, "accepted");
     }
   }
 
@@ -813,7 +824,7 @@ class Core {
           log("no bulk lane to rank " + std::to_string(p) + " (" + why + ")");
           link.lane.reset();
         } else if (link.lane->connected()) {
-          log("bulk lane to rank " + std::to_string(p) + " up (dialed)");
+          laneUp(p, *link.lane, "dialed");
         }
         continue;
       }

@@ -193,6 +193,10 @@ struct ZmqMeshOptions {
   // link; where it cannot be reached (e.g. only the ZeroMQ port is forwarded)
   // the link carries everything over ZeroMQ. false: never (for comparison).
   bool bulkLanes = true;
+  // A bulk lane between two ranks on one host does not pace: where the
+  // system's congestion control is BBR, such a lane uses cubic (else reno).
+  // See zmqlane::unpaceIfSameHost. false: lanes keep the system's choice.
+  bool unpacedLocalLanes = true;
   // Receives one line per event (direct link up/down, refused dialers,
   // frames lost with a link). Empty: lines go to stderr.
   std::function<void(const std::string&)> log;
