@@ -3,6 +3,7 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <ifaddrs.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -65,6 +66,70 @@ void setNoDelay(int fd) {
   ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 }
 
+// ---- Pacing (see unpaceLocal in bulk_lane.h) ----
+
+std::string congestionControlOf(int fd) {
+  char name[16] = {};
+  socklen_t len = sizeof name;
+  if (::getsockopt(fd, IPPROTO_TCP, TCP_CONGESTION, name, &len) != 0) return "";
+  return std::string(name, strnlen(name, sizeof name));
+}
+
+bool setCongestionControl(int fd, const std::string& name) {
+  return ::setsockopt(fd, IPPROTO_TCP, TCP_CONGESTION, name.data(),
+                      static_cast<socklen_t>(name.size())) == 0;
+}
+
+// Congestion controls that pace every connection by themselves.
+bool pacesByItself(const std::string& name) {
+  return name.rfind("bbr", 0) == 0;
+}
+
+// A socket not connected yet whose congestion control paces by itself gets
+// one that does not (cubic, else reno, which every kernel has). Returns the
+// one it had, or "" when nothing changed.
+std::string unpace(int fd) {
+  const std::string had = congestionControlOf(fd);
+  if (!pacesByItself(had)) return "";
+  for (const char* name : {"cubic", "reno"}) {
+    if (setCongestionControl(fd, name)) return had;
+  }
+  return "";
+}
+
+bool sameIp(const sockaddr* a, const sockaddr* b) {
+  if (a->sa_family != b->sa_family) return false;
+  if (a->sa_family == AF_INET) {
+    return reinterpret_cast<const sockaddr_in*>(a)->sin_addr.s_addr ==
+           reinterpret_cast<const sockaddr_in*>(b)->sin_addr.s_addr;
+  }
+  return a->sa_family == AF_INET6 &&
+         IN6_ARE_ADDR_EQUAL(&reinterpret_cast<const sockaddr_in6*>(a)->sin6_addr,
+                            &reinterpret_cast<const sockaddr_in6*>(b)->sin6_addr);
+}
+
+// Whether `addr` is a loopback address or one of this host's (in this
+// network namespace).
+bool isThisHost(const sockaddr_storage& addr) {
+  const auto* sa = reinterpret_cast<const sockaddr*>(&addr);
+  if (sa->sa_family == AF_INET &&
+      (ntohl(reinterpret_cast<const sockaddr_in*>(sa)->sin_addr.s_addr) >> 24) == 127) {
+    return true;
+  }
+  if (sa->sa_family == AF_INET6 &&
+      IN6_IS_ADDR_LOOPBACK(&reinterpret_cast<const sockaddr_in6*>(sa)->sin6_addr)) {
+    return true;
+  }
+  ifaddrs* all = nullptr;
+  if (::getifaddrs(&all) != 0) return false;
+  bool found = false;
+  for (const ifaddrs* i = all; i != nullptr && !found; i = i->ifa_next) {
+    found = i->ifa_addr != nullptr && sameIp(i->ifa_addr, sa);
+  }
+  ::freeifaddrs(all);
+  return found;
+}
+
 }  // namespace
 
 LaneKey randomKey() {
@@ -92,7 +157,8 @@ std::string numericHostOf(const std::string& endpoint) {
 
 // ---- LaneListener ----
 
-std::unique_ptr<LaneListener> LaneListener::open(const std::string& host, std::string* why) {
+std::unique_ptr<LaneListener> LaneListener::open(const std::string& host, std::string* why,
+                                                 bool unpaceLocal) {
   sockaddr_storage addr;
   socklen_t len;
   if (!makeAddress(host, 0, &addr, &len)) {
@@ -104,6 +170,9 @@ std::unique_ptr<LaneListener> LaneListener::open(const std::string& host, std::s
     *why = errnoText("socket");
     return nullptr;
   }
+  // Accepted connections inherit this; service() gives the system's choice
+  // back to those from other hosts.
+  const std::string systemChoice = unpaceLocal ? unpace(fd) : "";
   if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), len) != 0 || ::listen(fd, 64) != 0 ||
       ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
     *why = errnoText("bind/listen");
@@ -113,7 +182,7 @@ std::unique_ptr<LaneListener> LaneListener::open(const std::string& host, std::s
   const int port =
       ntohs(addr.ss_family == AF_INET ? reinterpret_cast<sockaddr_in*>(&addr)->sin_port
                                       : reinterpret_cast<sockaddr_in6*>(&addr)->sin6_port);
-  return std::unique_ptr<LaneListener>(new LaneListener(fd, port));
+  return std::unique_ptr<LaneListener>(new LaneListener(fd, port, systemChoice));
 }
 
 LaneListener::~LaneListener() {
@@ -131,6 +200,13 @@ std::vector<LaneListener::Arrival> LaneListener::service(std::chrono::millisecon
   for (;;) {
     const int fd = ::accept4(fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) break;  // EAGAIN, or a connection that went away meanwhile
+    if (!remoteCongestionControl_.empty()) {
+      sockaddr_storage peer{};
+      socklen_t len = sizeof peer;
+      if (::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &len) == 0 && !isThisHost(peer)) {
+        setCongestionControl(fd, remoteCongestionControl_);
+      }
+    }
     if (pending_.size() >= kMaxPendingHellos) {
       ::close(fd);
       ++refused_;
@@ -173,51 +249,12 @@ std::vector<LaneListener::Arrival> LaneListener::service(std::chrono::millisecon
   return arrivals;
 }
 
-namespace {
-
-// The address of a socket's end (getsockname or getpeername), as raw bytes;
-// empty on failure.
-std::string addressBytes(int fd, bool peer, bool* loopback) {
-  sockaddr_storage addr{};
-  socklen_t len = sizeof addr;
-  auto* a = reinterpret_cast<sockaddr*>(&addr);
-  if ((peer ? ::getpeername(fd, a, &len) : ::getsockname(fd, a, &len)) != 0) return "";
-  if (addr.ss_family == AF_INET) {
-    const auto* v4 = reinterpret_cast<const sockaddr_in*>(&addr);
-    *loopback = (ntohl(v4->sin_addr.s_addr) >> 24) == 127;
-    return std::string(reinterpret_cast<const char*>(&v4->sin_addr), sizeof v4->sin_addr);
-  }
-  if (addr.ss_family == AF_INET6) {
-    const auto* v6 = reinterpret_cast<const sockaddr_in6*>(&addr);
-    *loopback = IN6_IS_ADDR_LOOPBACK(&v6->sin6_addr);
-    return std::string(reinterpret_cast<const char*>(&v6->sin6_addr), sizeof v6->sin6_addr);
-  }
-  return "";
-}
-
-}  // namespace
-
-std::string unpaceIfSameHost(int fd) {
-  bool peerLoopback = false;
-  bool ourLoopback = false;
-  const std::string theirs = addressBytes(fd, true, &peerLoopback);
-  const std::string ours = addressBytes(fd, false, &ourLoopback);
-  if (theirs.empty() || (!peerLoopback && theirs != ours)) return "";
-  char current[16] = {};
-  socklen_t len = sizeof current;
-  if (::getsockopt(fd, IPPROTO_TCP, TCP_CONGESTION, current, &len) != 0) return "";
-  if (std::strncmp(current, "bbr", 3) != 0) return "";
-  for (const char* name : {"cubic", "reno"}) {
-    if (::setsockopt(fd, IPPROTO_TCP, TCP_CONGESTION, name, std::strlen(name)) == 0) return name;
-  }
-  return "";
-}
-
 // ---- BulkLane ----
 
 std::unique_ptr<BulkLane> BulkLane::dial(const std::string& host, int port, int myRank,
                                          const LaneKey& key, std::int64_t maxFrameBytes,
-                                         std::shared_ptr<BufferPool> pool, std::string* why) {
+                                         std::shared_ptr<BufferPool> pool, std::string* why,
+                                         bool unpaceLocal) {
   sockaddr_storage addr;
   socklen_t len;
   if (port < 1 || port > 65535 || !makeAddress(host, port, &addr, &len)) {
@@ -230,6 +267,7 @@ std::unique_ptr<BulkLane> BulkLane::dial(const std::string& host, int port, int 
     return nullptr;
   }
   setNoDelay(fd);
+  if (unpaceLocal && isThisHost(addr)) unpace(fd);
   const int rc = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), len);
   if (rc != 0 && errno != EINPROGRESS) {
     *why = errnoText("connect");

@@ -94,8 +94,10 @@ class LaneListener {
     int fd;
   };
 
-  // Listens on host:0. nullptr and why on failure.
-  static std::unique_ptr<LaneListener> open(const std::string& host, std::string* why);
+  // Listens on host:0. nullptr and why on failure. unpaceLocal: see
+  // BulkLane::dial; lanes from other hosts keep the system's choice.
+  static std::unique_ptr<LaneListener> open(const std::string& host, std::string* why,
+                                            bool unpaceLocal = false);
   ~LaneListener();
   LaneListener(const LaneListener&) = delete;
   LaneListener& operator=(const LaneListener&) = delete;
@@ -119,32 +121,34 @@ class LaneListener {
     std::array<std::uint8_t, kHelloBytes> hello;
     std::size_t have = 0;
   };
-  LaneListener(int fd, int port) : fd_(fd), port_(port) {}
+  LaneListener(int fd, int port, std::string remoteCongestionControl)
+      : fd_(fd), port_(port), remoteCongestionControl_(std::move(remoteCongestionControl)) {}
   int fd_;
   int port_;
+  // Non-empty when the listening socket was unpaced: what a connection from
+  // another host gets back (the system's congestion control).
+  std::string remoteCongestionControl_;
   std::vector<Pending> pending_;
   int refused_ = 0;
 };
-
-// For a connected lane between two endpoints on one host (the peer's
-// address is a loopback address or the same as ours) whose congestion
-// control paces by itself (BBR): switches it to one that does not (cubic,
-// else reno). On one host there is no bottleneck queue to pace for, and
-// BBR's pacing costs a timer interrupt per burst, which on a machine whose
-// cores are all busy (ranks sharing cores) showed as 10-15% of an
-// allreduce's time (docs/benchmarks.md). Other lanes keep the system's
-// choice (over a home uplink BBR's pacing is what it is for). Returns the
-// new algorithm's name, or "" when nothing changed.
-std::string unpaceIfSameHost(int fd);
 
 // One connected (or, on the dialing side, connecting) lane.
 class BulkLane {
  public:
   // Dialer: starts a non-blocking connect to host:port whose hello carries
   // myRank and key. nullptr and why when it fails at once.
+  // unpaceLocal: a lane to this same host (a loopback address or one of
+  // ours) whose congestion control would pace by itself (BBR) uses one that
+  // does not (cubic, else reno), chosen before the connection starts (BBR,
+  // once started, leaves the socket paced even after a switch). On one host
+  // there is no bottleneck queue to pace for, and BBR's pacing costs a timer
+  // interrupt per burst (an 8-rank allreduce bench: ~67,000 pacing timers
+  // per run, ~600 unpaced; docs/benchmarks.md). Over a home uplink pacing is
+  // what BBR is for: lanes to other hosts keep the system's choice.
   static std::unique_ptr<BulkLane> dial(const std::string& host, int port, int myRank,
                                         const LaneKey& key, std::int64_t maxFrameBytes,
-                                        std::shared_ptr<BufferPool> pool, std::string* why);
+                                        std::shared_ptr<BufferPool> pool, std::string* why,
+                                        bool unpaceLocal = false);
   // Acceptor: a connection from LaneListener::service (hello already read).
   static std::unique_ptr<BulkLane> adopt(int fd, std::int64_t maxFrameBytes,
                                          std::shared_ptr<BufferPool> pool);

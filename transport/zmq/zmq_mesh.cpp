@@ -733,7 +733,8 @@ class Core {
     if (!lanesOn()) return;
     const std::string host = zmqlane::numericHostOf(bound);
     std::string why = "the listener's host in " + bound + " is not numeric";
-    if (!host.empty()) io.laneListener = zmqlane::LaneListener::open(host, &why);
+    if (!host.empty())
+      io.laneListener = zmqlane::LaneListener::open(host, &why, options_.unpacedLocalLanes);
     if (!io.laneListener) log("no bulk lanes (" + why + "): direct links carry DATA over ZeroMQ");
   }
 
@@ -770,24 +771,18 @@ class Core {
     std::string why = "the host of " + directory_[p].endpoint + " is not numeric";
     if (!host.empty()) {
       link.lane = zmqlane::BulkLane::dial(host, port, rank_, key, options_.maxMessageBytes,
-                                          io.lanePool, &why);
+                                          io.lanePool, &why, options_.unpacedLocalLanes);
     }
     if (!link.lane) {
       log("no bulk lane to rank " + std::to_string(p) + " (" + why + ")");
       return;
     }
     link.laneDeadline = Clock::now() + options_.directConnectTimeout;
-    if (link.lane->connected()) laneUp(p, *link.lane, "dialed");
+    if (link.lane->connected()) laneUp(p, "dialed");
   }
 
-  // A lane's connection is established.
-  void laneUp(int p, zmqlane::BulkLane& lane, const char* how) {
-    std::string note;
-    if (options_.unpacedLocalLanes) {
-      const std::string cc = zmqlane::unpaceIfSameHost(lane.fd());
-      if (!cc.empty()) note = "; same host: congestion control " + cc + " instead of bbr";
-    }
-    log("bulk lane to rank " + std::to_string(p) + " up (" + how + ")" + note);
+  void laneUp(int p, const char* how) {
+    log("bulk lane to rank " + std::to_string(p) + " up (" + how + ")");
   }
 
   // Acceptor: lane connections whose hello arrived; each must match the
@@ -805,7 +800,7 @@ class Core {
       }
       link->lane = zmqlane::BulkLane::adopt(a.fd, options_.maxMessageBytes, io.lanePool);
       link->laneKey.reset();  // one lane per offer
-      laneUp(a.rank, *link->lane, "accepted");
+      laneUp(a.rank, "accepted");
     }
   }
 
@@ -824,7 +819,7 @@ class Core {
           log("no bulk lane to rank " + std::to_string(p) + " (" + why + ")");
           link.lane.reset();
         } else if (link.lane->connected()) {
-          laneUp(p, *link.lane, "dialed");
+          laneUp(p, "dialed");
         }
         continue;
       }

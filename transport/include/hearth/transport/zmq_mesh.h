@@ -194,8 +194,9 @@ struct ZmqMeshOptions {
   // the link carries everything over ZeroMQ. false: never (for comparison).
   bool bulkLanes = true;
   // A bulk lane between two ranks on one host does not pace: where the
-  // system's congestion control is BBR, such a lane uses cubic (else reno).
-  // See zmqlane::unpaceIfSameHost. false: lanes keep the system's choice.
+  // system's congestion control is BBR, such a lane uses cubic (else reno);
+  // lanes to other hosts keep BBR (see BulkLane::dial in
+  // transport/zmq/bulk_lane.h). false: every lane keeps the system's choice.
   bool unpacedLocalLanes = true;
   // Receives one line per event (direct link up/down, refused dialers,
   // frames lost with a link). Empty: lines go to stderr.
