@@ -200,17 +200,17 @@ std::vector<LaneListener::Arrival> LaneListener::service(std::chrono::millisecon
   for (;;) {
     const int fd = ::accept4(fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) break;  // EAGAIN, or a connection that went away meanwhile
+    if (pending_.size() >= kMaxPendingHellos) {
+      ::close(fd);
+      ++refused_;
+      continue;
+    }
     if (!remoteCongestionControl_.empty()) {
       sockaddr_storage peer{};
       socklen_t len = sizeof peer;
       if (::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &len) == 0 && !isThisHost(peer)) {
         setCongestionControl(fd, remoteCongestionControl_);
       }
-    }
-    if (pending_.size() >= kMaxPendingHellos) {
-      ::close(fd);
-      ++refused_;
-      continue;
     }
     pending_.push_back(Pending{fd, now, {}, 0});
   }
