@@ -87,7 +87,6 @@ void readAll(int fd, void* data, std::size_t n) {
   }
 }
 
-// A plain TCP connection between ranks 0 and 1 on 127.0.0.1:port (rank 1 listens).
 // A connected TCP socket between ranks 0 and 1 (-1 on other ranks): rank 1
 // listens on a port the kernel chooses and hands it to rank 0 over `control`.
 int rawTcpPair(Collectives& control, int rank, Millis timeout) {

@@ -24,14 +24,8 @@ constexpr char kHelloMagic[8] = {'h', 'e', 'a', 'r', 't', 'h', 'L', '1'};
 // Frames gathered into one sendmsg.
 constexpr std::size_t kMaxIovecs = 64;
 
-void putLe(std::uint8_t* at, std::uint64_t v, int bytes) {
-  for (int i = 0; i < bytes; ++i) at[i] = static_cast<std::uint8_t>(v >> (8 * i));
-}
-std::uint64_t getLe(const std::uint8_t* at, int bytes) {
-  std::uint64_t v = 0;
-  for (int i = 0; i < bytes; ++i) v |= std::uint64_t{at[i]} << (8 * i);
-  return v;
-}
+using zmqwire::getLe;
+using zmqwire::putLe;
 
 std::string errnoText(const char* what) {
   return std::string(what) + ": " + std::strerror(errno);

@@ -2296,15 +2296,7 @@ class ZmqLentSendRequest : public MeshRequest {
       endLoan();
       throw;
     }
-    if (released()) return true;
-    core_->endLoans();
-    std::unique_lock<std::mutex> lock(borrow_->mu);
-    const auto done = [&] { return borrow_->released; };
-    if (until == Clock::time_point::max()) {
-      borrow_->cv.wait(lock, done);
-      return true;
-    }
-    return borrow_->cv.wait_until(lock, until, done);
+    return endLoan(until);
   }
   bool cancel() override {
     const bool cancelled = core_->cancel(*st_);
@@ -2322,13 +2314,15 @@ class ZmqLentSendRequest : public MeshRequest {
   }
   // Ends the loan and waits until no frame references the bytes (the I/O
   // thread copies them within one round; if it has stopped, its frames are
-  // gone already).
-  void endLoan() {
-    if (released()) return;
+  // gone already), at most until `until`. True once the loan is over.
+  bool endLoan(Clock::time_point until = Clock::time_point::max()) {
+    if (released()) return true;
     core_->endLoans();
     std::unique_lock<std::mutex> lock(borrow_->mu);
-    core_->waitForIoThread(
-        lock, borrow_->cv, [&] { return borrow_->released; }, "a lent send");
+    const auto done = [&] { return borrow_->released; };
+    if (until != Clock::time_point::max()) return borrow_->cv.wait_until(lock, until, done);
+    core_->waitForIoThread(lock, borrow_->cv, done, "a lent send");
+    return true;
   }
 
   std::shared_ptr<Core> core_;

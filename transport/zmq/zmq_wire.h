@@ -18,6 +18,17 @@ namespace zmqwire {
 
 constexpr std::uint8_t kVersion = 6;
 
+// The low `bytes` bytes of v at `at`, little-endian (every hearth header
+// field: relay protocol, MEMBERSHIP's incarnations, bulk lanes).
+inline void putLe(std::uint8_t* at, std::uint64_t v, int bytes) {
+  for (int i = 0; i < bytes; ++i) at[i] = static_cast<std::uint8_t>(v >> (8 * i));
+}
+inline std::uint64_t getLe(const std::uint8_t* at, int bytes) {
+  std::uint64_t v = 0;
+  for (int i = 0; i < bytes; ++i) v |= std::uint64_t{at[i]} << (8 * i);
+  return v;
+}
+
 // HELLO's resumeIncarnation for a node that joins afresh (not resuming after
 // a relay restart).
 constexpr std::uint64_t kNewNode = ~std::uint64_t{0};
@@ -130,7 +141,8 @@ class HeaderWriter {
 
  private:
   HeaderWriter& put(std::uint64_t v, int bytes) {
-    for (int i = 0; i < bytes; ++i) buf_[size_++] = static_cast<std::uint8_t>(v >> (8 * i));
+    putLe(buf_ + size_, v, bytes);
+    size_ += static_cast<std::size_t>(bytes);
     return *this;
   }
   std::uint8_t buf_[32];
@@ -147,8 +159,8 @@ class HeaderReader {
 
  private:
   std::uint64_t get(int bytes) {
-    std::uint64_t v = 0;
-    for (int i = 0; i < bytes; ++i) v |= std::uint64_t{data_[pos_++]} << (8 * i);
+    const std::uint64_t v = getLe(data_ + pos_, bytes);
+    pos_ += static_cast<std::size_t>(bytes);
     return v;
   }
   const std::uint8_t* data_;
@@ -275,9 +287,9 @@ inline bool decodeDirectory(const zmq::message_t& frame, int worldSize,
 // MEMBERSHIP's incarnations: u64 per rank, the relay epoch at which the
 // rank's current node was admitted (0 for the first world).
 inline std::string encodeIncarnations(const std::vector<std::uint64_t>& incarnations) {
-  std::string out;
-  for (std::uint64_t v : incarnations) {
-    for (int i = 0; i < 8; ++i) out += static_cast<char>((v >> (8 * i)) & 0xff);
+  std::string out(incarnations.size() * 8, '\0');
+  for (std::size_t r = 0; r < incarnations.size(); ++r) {
+    putLe(reinterpret_cast<std::uint8_t*>(out.data()) + 8 * r, incarnations[r], 8);
   }
   return out;
 }
@@ -291,11 +303,7 @@ inline bool decodeIncarnations(const zmq::message_t& frame, int worldSize,
   }
   const auto* p = static_cast<const std::uint8_t*>(frame.data());
   incarnations->assign(worldSize, 0);
-  for (int r = 0; r < worldSize; ++r) {
-    std::uint64_t v = 0;
-    for (int i = 0; i < 8; ++i) v |= std::uint64_t{p[8 * r + i]} << (8 * i);
-    (*incarnations)[r] = v;
-  }
+  for (int r = 0; r < worldSize; ++r) (*incarnations)[r] = getLe(p + 8 * r, 8);
   return true;
 }
 
