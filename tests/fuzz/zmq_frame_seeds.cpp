@@ -49,7 +49,7 @@ int main(int argc, char** argv) {
   seeds.push_back(frame(HeaderWriter(Type::kPeerLost).i32(2).u64(1).message()) + frame("silent"));
   seeds.push_back(frame(HeaderWriter(Type::kProbe).message()) + frame(nonce));
   seeds.push_back(frame(HeaderWriter(Type::kProbeAck).message()) + frame(nonce));
-  seeds.push_back(frame(HeaderWriter(Type::kDirectHello).i32(0).message()) + frame("run") +
+  seeds.push_back(frame(HeaderWriter(Type::kDirectHello).i32(0).u64(0).message()) + frame("run") +
                   frame("token"));
   seeds.push_back(frame(HeaderWriter(Type::kDirectWelcome).i32(1).message()));
   seeds.push_back(frame(HeaderWriter(Type::kFence).i32(1).u64(12).u64(0).message()));

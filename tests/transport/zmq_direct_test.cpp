@@ -422,6 +422,33 @@ TEST(ZmqDirect, CurveLinksCarryTrafficWithoutTheRelay) {
   EXPECT_EQ(relay->stats().forwarded, forwardedBefore);
 }
 
+// A hand-made DEALER that dials `endpoint` and sends DIRECT_HELLO claiming
+// to be incarnation `incarnation` of `rank`, with this run's id and `token`.
+zmq::socket_t dialWithHello(zmq::context_t& ctx, const std::string& endpoint, std::uint8_t rank,
+                            std::uint8_t incarnation, const std::string& token) {
+  zmq::socket_t socket(ctx, zmq::socket_type::dealer);
+  socket.set(zmq::sockopt::linger, 0);
+  socket.connect(endpoint);
+  std::vector<zmq::message_t> hello;
+  hello.push_back(zmqtest::header(
+      {zmqtest::kWireVersion, 12, rank, 0, 0, 0, incarnation, 0, 0, 0, 0, 0, 0, 0}));
+  hello.emplace_back(std::string(kRun));
+  hello.emplace_back(token);
+  zmq::send_multipart(socket, hello);
+  return socket;
+}
+
+// The first reply on a hand-made socket within `patience`, or none.
+std::vector<zmq::message_t> replyWithin(zmq::socket_t& socket, Millis patience) {
+  std::vector<zmq::message_t> reply;
+  zmq::pollitem_t items[] = {{socket.handle(), 0, ZMQ_POLLIN, 0}};
+  if (zmq::poll(items, 1, patience) == 1 &&
+      !zmq::recv_multipart(socket, std::back_inserter(reply))) {
+    reply.clear();
+  }
+  return reply;
+}
+
 // Rank 0 listens on a free loopback port known in advance (so that a
 // hand-made socket can dial it too) and logs into `lines`; rank 1 dials it.
 struct ListenerAndDialer {
@@ -454,15 +481,7 @@ struct ListenerAndDialer {
   // A hand-made DEALER that dials rank 0's listener and sends DIRECT_HELLO
   // claiming rank 1 with `token`.
   zmq::socket_t dialAsRank1(zmq::context_t& ctx, const std::string& token) const {
-    zmq::socket_t socket(ctx, zmq::socket_type::dealer);
-    socket.set(zmq::sockopt::linger, 0);
-    socket.connect(endpoint);
-    std::vector<zmq::message_t> hello;
-    hello.push_back(zmqtest::header({zmqtest::kWireVersion, 12, 1, 0, 0, 0}));
-    hello.emplace_back(std::string(kRun));
-    hello.emplace_back(token);
-    zmq::send_multipart(socket, hello);
-    return socket;
+    return dialWithHello(ctx, endpoint, 1, 0, token);
   }
   // Whether rank 0 logs a line containing `text` within `patience`.
   bool logsWithin(const std::string& text, Millis patience) {
@@ -750,6 +769,90 @@ TEST(ZmqZeroCopy, RingAllreduceOverBulkLanesIsExactAndSurvivesABrokenLink) {
     during.get();
   }
   exactAllreduceEverywhere(colls, kFloats);
+}
+
+// Three listening nodes (rank 0 on a port known in advance); rank 2 dies
+// without LEAVE and a new node takes its rank, listening or not. The new
+// node gets direct links to both others (it is probed like a first-world
+// node; the pair's roles follow from the new MEMBERSHIP on both ends), its
+// traffic bypasses the relay, collectives over it are exact, and a dialer
+// claiming to be the replaced node is refused. With CURVE the new node's
+// key is the one its peers check.
+void replacementGoesDirect(bool replacementListens, bool curve = false) {
+  TempKeys keys;
+  auto relay = startRelay(3, curve ? keys.relayKeyFile() : "");
+  const std::string rank0Endpoint = ListenerAndDialer::freeLoopbackEndpoint();
+  std::vector<ZmqMeshOptions> options{nodeOptions(*relay, rank0Endpoint), nodeOptions(*relay),
+                                      nodeOptions(*relay)};
+  for (auto& o : options) o.announceLeave = false;  // abort() + destruction look like kill -9
+  auto ranks = joinAll(options);
+  ASSERT_EQ(ranks[0]->pathTo(2), "direct");
+  ASSERT_EQ(ranks[1]->pathTo(2), "direct");
+
+  ranks[2]->abort();
+  ranks[2].reset();
+  for (int r = 0; r < 2; ++r) {
+    const auto until = Clock::now() + kLong;
+    while (ranks[r]->isPeerAlive(2) && Clock::now() < until)
+      std::this_thread::sleep_for(Millis(10));
+    ASSERT_FALSE(ranks[r]->isPeerAlive(2)) << "rank " << r;
+  }
+  ZmqMeshOptions replacement = nodeOptions(*relay, replacementListens ? kLoopbackAny : "");
+  replacement.requestedRank = 2;
+  replacement.announceLeave = false;
+  ranks[2] = connectZmqMesh(replacement);
+  ASSERT_EQ(relay->stats().readmitted, 1u);
+  for (int r = 0; r < 2; ++r) {
+    EXPECT_TRUE(waitForPath(*ranks[r], 2, "direct", kLong)) << "rank " << r;
+    EXPECT_TRUE(waitForPath(*ranks[2], r, "direct", kLong)) << "to rank " << r;
+  }
+  EXPECT_EQ(relay->stats().probesOk, replacementListens ? 4u : 3u);
+
+  const std::uint64_t forwardedBefore = relay->stats().forwarded;
+  for (int r = 0; r < 2; ++r) {
+    exchangeInOrder(*ranks[2], *ranks[r], 4, 50);
+    exchangeInOrder(*ranks[r], *ranks[2], 4, 50);
+  }
+  EXPECT_EQ(relay->stats().forwarded, forwardedBefore) << "traffic with the new node was relayed";
+  std::vector<std::unique_ptr<MeshCollectives>> colls;
+  for (auto& m : ranks) colls.push_back(makeMeshCollectives(std::shared_ptr<Mesh>(std::move(m))));
+  exactAllreduceEverywhere(colls, 1000003);
+  if (curve) return;  // a hand-made socket cannot speak CURVE
+
+  // The replaced node (incarnation 0) cannot take the link back.
+  zmq::context_t ctx;
+  zmq::socket_t stale = dialWithHello(ctx, rank0Endpoint, 2, 0, kToken);
+  const auto reply = replyWithin(stale, kLong);
+  ASSERT_EQ(reply.size(), 2u);
+  EXPECT_EQ(static_cast<const std::uint8_t*>(reply[0].data())[1], 3);  // REJECT
+  EXPECT_NE(reply[1].to_string().find("was replaced"), std::string::npos) << reply[1].to_string();
+  exactAllreduceEverywhere(colls, 4099);
+}
+
+TEST(ZmqDirect, ANodeThatTakesALostRankGetsDirectLinks) {
+  replacementGoesDirect(true);
+}
+
+TEST(ZmqDirect, AnUnreachableNodeThatTakesALostRankDialsItsPeers) {
+  replacementGoesDirect(false);
+}
+
+TEST(ZmqDirect, ANodeThatTakesALostRankGetsCurveLinksWithItsOwnKey) {
+  replacementGoesDirect(true, true);
+}
+
+TEST(ZmqDirect, ADialerFromALaterIncarnationWaitsForItsMembership) {
+  ListenerAndDialer run;
+  ASSERT_EQ(run.ranks[1]->pathTo(0), "direct");
+  // Claims a node of rank 1 that the relay has not announced (it may be on
+  // its way): held, not answered, and the real rank 1's link stays.
+  zmq::context_t ctx;
+  zmq::socket_t early = dialWithHello(ctx, run.endpoint, 1, 5, kToken);
+  EXPECT_TRUE(replyWithin(early, Millis(300)).empty());
+  run.ranks[1]->send(0, 3, numbered(7), kLong);
+  EXPECT_EQ(numberOf(run.ranks[0]->recv(1, 3, kLong)), 7u);
+  EXPECT_EQ(run.ranks[0]->pathTo(1), "direct");
+  EXPECT_EQ(run.ranks[1]->pathTo(0), "direct");
 }
 
 }  // namespace

@@ -1285,38 +1285,44 @@ class Core {
     log("direct link to rank " + std::to_string(peer) + " up (" + how + ")");
   }
 
-  // After MEMBERSHIP: decides each pair's path. If both ends passed the
-  // probe, the lower rank dials; if one did, the other dials it.
+  // After MEMBERSHIP: decides each pair's path (setUpLink), then answers
+  // the DIRECT_HELLOs that came before it.
   void setUpLinks(Io& io) {
     io.linksSetUp = true;
-    const auto now = Clock::now();
-    const bool meReachable = !directory_[rank_].endpoint.empty();
-    for (int p = 0; p < worldSize_; ++p) {
-      Link& link = io.links[p];
-      if (p == rank_) continue;
-      {
-        std::lock_guard<std::mutex> lock(mu_);
-        if (!alive_[p]) continue;
-      }
-      const auto& entry = directory_[p];
-      const bool theyReachable = !entry.endpoint.empty();
-      if (curve() && entry.key.empty()) continue;
-      // Only nodes of the first world link directly; a replacement's pairs
-      // stay relayed (both ends know it from the incarnations).
-      if (io.selfIncarnation != 0 || io.incarnation[p] != 0) continue;
-      if (meReachable && theyReachable) {
-        link.role = rank_ < p ? LinkRole::kDial : LinkRole::kAccept;
-      } else if (theyReachable) {
-        link.role = LinkRole::kDial;
-      } else if (meReachable) {
-        link.role = LinkRole::kAccept;
-      } else {
-        continue;
-      }
-      link.state = LinkState::kConnecting;
-      link.deadline = now + options_.directConnectTimeout;
-      if (link.role == LinkRole::kDial) dial(io, p);
+    for (int p = 0; p < worldSize_; ++p) setUpLink(io, p);
+    replayHeldHellos(io);
+  }
+
+  // The path to p: if both ends passed the relay's probe, the lower rank
+  // dials; if one did, the other dials it; else the pair stays relayed.
+  // Also for a node that took a lost rank (applyReplacements): both ends
+  // decide from the same MEMBERSHIP.
+  void setUpLink(Io& io, int p) {
+    if (p == rank_) return;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (!alive_[p]) return;
     }
+    Link& link = io.links[p];
+    const auto& entry = directory_[p];
+    const bool meReachable = !directory_[rank_].endpoint.empty();
+    const bool theyReachable = !entry.endpoint.empty();
+    if (curve() && entry.key.empty()) return;
+    if (meReachable && theyReachable) {
+      link.role = rank_ < p ? LinkRole::kDial : LinkRole::kAccept;
+    } else if (theyReachable) {
+      link.role = LinkRole::kDial;
+    } else if (meReachable) {
+      link.role = LinkRole::kAccept;
+    } else {
+      return;
+    }
+    link.state = LinkState::kConnecting;
+    link.deadline = Clock::now() + options_.directConnectTimeout;
+    if (link.role == LinkRole::kDial) dial(io, p);
+  }
+
+  void replayHeldHellos(Io& io) {
     auto held = std::move(io.heldHellos);
     io.heldHellos.clear();
     for (auto& frames : held) handleListener(io, frames);
@@ -1341,7 +1347,7 @@ class Core {
             ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH);
     d.connect(entry.endpoint);
     std::vector<zmq::message_t> hello;
-    hello.push_back(HeaderWriter(Type::kDirectHello).i32(rank_).message());
+    hello.push_back(HeaderWriter(Type::kDirectHello).i32(rank_).u64(io.selfIncarnation).message());
     hello.emplace_back(options_.runId.data(), options_.runId.size());
     hello.emplace_back(options_.joinToken.data(), options_.joinToken.size());
     zmq::send_multipart(d, hello, zmq::send_flags::dontwait);  // queued until connected
@@ -1499,11 +1505,20 @@ class Core {
   void acceptHello(Io& io, const std::string& identity, HeaderReader& reader,
                    std::vector<zmq::message_t>& frames) {
     const int p = reader.i32();
+    const std::uint64_t incarnation = reader.u64();
     std::string refusal;
     if (frames[2].to_string() != options_.runId || frames[3].to_string() != options_.joinToken) {
       refusal = "wrong run id or join token";
     } else if (p < 0 || p >= worldSize_ || p == rank_) {
       refusal = "rank " + std::to_string(p) + " is not a peer";
+    } else if (incarnation < io.incarnation[p]) {
+      refusal = "incarnation " + std::to_string(incarnation) + " of rank " + std::to_string(p) +
+                " was replaced (now " + std::to_string(io.incarnation[p]) + ")";
+    } else if (incarnation > io.incarnation[p]) {
+      // A node that took a lost rank, dialing before the MEMBERSHIP that
+      // announces it has reached this node: answered once it has.
+      if (io.heldHellos.size() < kMaxHeldHellos) io.heldHellos.push_back(std::move(frames));
+      return;
     } else if (io.links[p].role != LinkRole::kAccept) {
       refusal = "rank " + std::to_string(p) + " is not expected to dial this node";
     } else if (curve()) {
@@ -1967,8 +1982,11 @@ class Core {
   // sent and was not received is dropped, and the rank is usable again with
   // fresh sequence numbers both ways (the I/O thread resets its side in
   // applyReplacements). A rank that is not alive there is lost.
+  // `directory`: the relay's, for the endpoints of nodes that took a lost
+  // rank (null after a relay restart: links stay as they are).
   void updateMembershipLocked(std::uint64_t epoch, const std::uint8_t* alive,
                               const std::vector<std::uint64_t>& incarnations,
+                              const std::vector<zmqwire::DirectoryEntry>* directory,
                               const std::string& source) {
     bool changed = false;
     for (int p = 0; p < worldSize_; ++p) {
@@ -1993,6 +2011,7 @@ class Core {
       mailbox_.dropQueuedLocked([p](const Key& key) { return key.first == p; });
       directUp_[p] = false;
       hadDirect_[p] = false;
+      if (directory != nullptr) directory_[p] = (*directory)[p];
       replaced_.push_back(p);
       log("rank " + std::to_string(p) + " was taken by a new node (incarnation " +
           std::to_string(incarnations[p]) + ", epoch " + std::to_string(epoch) + ")");
@@ -2002,7 +2021,8 @@ class Core {
 
   // I/O side of a replacement: forget the old node's link (its identity on
   // the listener no longer names the rank), drop frames still waiting for it,
-  // and restart the sequence numbers. The pair stays relayed.
+  // restart the sequence numbers, and set up a direct link to the new node
+  // where one end is reachable (DIRECT_HELLOs it sent early are answered now).
   void applyReplacements(Io& io) {
     std::vector<int> replaced;
     {
@@ -2024,7 +2044,9 @@ class Core {
               io.relayStalled.begin(), io.relayStalled.end(),
               [&](const WireFrame& f) { return f.dst == p && f.incarnation != io.incarnation[p]; }),
           io.relayStalled.end());
+      setUpLink(io, p);
     }
+    if (!replaced.empty()) replayHeldHellos(io);
   }
 
   // Handles one message from the relay. Returns false when the loop must stop.
@@ -2116,7 +2138,8 @@ class Core {
             return false;
           }
           // Direct links stay as they are; the new directory is not used.
-          updateMembershipLocked(epoch, alive, incarnations, "the restarted relay's membership");
+          updateMembershipLocked(epoch, alive, incarnations, nullptr,
+                                 "the restarted relay's membership");
           rejoining_ = false;
           rejoinedPending_ = true;
           wake();
@@ -2128,7 +2151,7 @@ class Core {
             protocolErrorLocked("unexpected MEMBERSHIP update" + (why.empty() ? "" : ": " + why));
             return false;
           }
-          updateMembershipLocked(epoch, alive, incarnations, "the relay's membership");
+          updateMembershipLocked(epoch, alive, incarnations, &directory, "the relay's membership");
           return true;
         }
         if (joinState_ != JoinState::kWelcomed || !wellFormed) {

@@ -460,8 +460,6 @@ class ZmqRelay::Impl {
     // sends is dropped as coming from a stranger.
     byIdentity_.erase(slot.identity);
     slot = Slot{};
-    // Direct links are not set up for a replacement in this version: its
-    // pairs stay relayed, so its endpoint is neither probed nor listed.
     occupy(slot, identity, advertised, key);
     ++epoch_;
     slot.incarnation = epoch_;
@@ -477,8 +475,29 @@ class ZmqRelay::Impl {
       markLost(rank, "unreachable");
       return;
     }
+    // Like a first-world node, a replacement with an endpoint is probed
+    // first; the MEMBERSHIP that announces it (and lists the endpoint if it
+    // passed) goes out when the probe is done (probeDone).
+    if (!advertised.empty()) {
+      startProbe(rank);
+    } else {
+      announceMembership();
+    }
+  }
+
+  void announceMembership() {
     for (int r = 0; r < worldSize_; ++r) {
       if (slots_[r].alive) sendMembership(r);
+    }
+  }
+
+  // A probe ended (answered or timed out): before the world is complete it
+  // may complete it; after, it was a replacement's and its MEMBERSHIP is due.
+  void probeDone() {
+    if (complete_) {
+      announceMembership();
+    } else {
+      maybeCompleteWorld();
     }
   }
 
@@ -591,7 +610,7 @@ class ZmqRelay::Impl {
       log("hearth relay: rank " + std::to_string(rank) + " is reachable at " +
           slots_[rank].advertised);
       probes_.erase(it);
-      maybeCompleteWorld();
+      probeDone();
       return;
     }
     // A stale or foreign nonce (e.g. a PROBE that a stranger relayed): ignored.
@@ -612,7 +631,7 @@ class ZmqRelay::Impl {
       it = probes_.erase(it);
       changed = true;
     }
-    if (changed) maybeCompleteWorld();
+    if (changed) probeDone();
   }
 
   // A node that vanished before the world was complete frees its slot.
@@ -644,9 +663,7 @@ class ZmqRelay::Impl {
     std::vector<zmqwire::DirectoryEntry> directory(worldSize_);
     for (int p = 0; p < worldSize_; ++p) {
       alive[p] = slots_[p].alive ? 1 : 0;
-      if (slots_[p].reachable && slots_[p].incarnation == 0) {
-        directory[p].endpoint = slots_[p].advertised;
-      }
+      if (slots_[p].reachable) directory[p].endpoint = slots_[p].advertised;
       if (!publicKey_.empty()) directory[p].key = slots_[p].key;
     }
     frames.emplace_back(alive.data(), alive.size());

@@ -16,7 +16,7 @@
 namespace hearth {
 namespace zmqwire {
 
-constexpr std::uint8_t kVersion = 6;
+constexpr std::uint8_t kVersion = 7;
 
 // The low `bytes` bytes of v at `at`, little-endian (every hearth header
 // field: relay protocol, MEMBERSHIP's incarnations, bulk lanes).
@@ -50,7 +50,8 @@ enum class Type : std::uint8_t {
   kPeerLost = 9,        // relay -> node: i32 rank, u64 epoch; frame: reason
   kProbe = 10,          // relay -> node's listener: frame: nonce
   kProbeAck = 11,       // node -> relay: frame: the nonce its listener received
-  kDirectHello = 12,    // dialer -> listener: i32 dialer rank; frames: run id, join token
+  kDirectHello = 12,    // dialer -> listener: i32 dialer rank, u64 dialer incarnation;
+                        //   frames: run id, join token
   kDirectWelcome = 13,  // listener -> dialer: i32 listener rank
   kFence = 14,          // i32 peer (dst node->relay, src relay->node), u64 next seq,
                         //   u64 incarnation (as in DATA)
@@ -95,11 +96,11 @@ inline int expectedFrames(Type type) {
 // Size of header frame 0 for each type.
 inline std::size_t headerSize(Type type) {
   switch (type) {
-    case Type::kDirectHello:
     case Type::kDirectWelcome:
     case Type::kLaneOffer:
       return 2 + 4;
     case Type::kHello:
+    case Type::kDirectHello:
       return 2 + 4 + 8;
     case Type::kWelcome:
       return 2 + 4 + 4 + 8;
@@ -410,6 +411,7 @@ inline bool parseMessage(const zmq::message_t* frames, std::size_t count, Parsed
       return true;
     case Type::kDirectHello:
       out->rank = reader.i32();
+      out->incarnation = reader.u64();
       return str(1, kMaxStringBytes, "run id") && str(2, kMaxStringBytes, "join token");
     case Type::kDirectWelcome:
       out->rank = reader.i32();

@@ -62,7 +62,8 @@
 //   calls go to the new node. Frames of (or addressed to) the old node are
 //   never delivered as the new one's: every DATA/FENCE carries the
 //   incarnation, checked by the relay and the receiver. A replacement's
-//   pairs are relayed (no direct links). epoch() is the number of
+//   pairs get direct links by the same rule as the first world's (the relay
+//   probes its endpoint before announcing it). epoch() is the number of
 //   membership changes this rank has seen: it increases on each loss (relay
 //   PEER_LOST, a broken stream, the relay lost) and on each replacement
 //   (max(epoch + 1, relay epoch)); it equals the relay's epoch on every rank
@@ -99,12 +100,11 @@
 //   endpoint if the probe passed (plus its CURVE public key with CURVE). For
 //   each pair: if both ends passed, the lower rank dials the higher; if one
 //   did, the other dials it; else the pair stays relayed. The dialer sends
-//   DIRECT_HELLO (rank, run id, join token); the listener admits only a
-//   member of this run that is expected to dial it (with CURVE: whose client
-//   key is that rank's key in MEMBERSHIP) and answers DIRECT_WELCOME. With
-//   CURVE the listener is a CURVE server with this node's keypair and the
-//   dialer authenticates it by the key from MEMBERSHIP. Mesh::pathTo(peer)
-//   says "self", "direct" or "relay".
+//   DIRECT_HELLO (rank, incarnation, run id, join token); the listener admits
+//   only the current node of a rank of this run that is expected to dial it (with CURVE: whose
+//   client key is that rank's key in MEMBERSHIP) and answers DIRECT_WELCOME. With CURVE the
+//   listener is a CURVE server with this node's keypair and the dialer authenticates it by the key
+//   from MEMBERSHIP. Mesh::pathTo(peer) says "self", "direct" or "relay".
 // - Link failure: a direct link that is silent for heartbeatTimeout (PINGs
 //   both ways every heartbeatInterval, plus ZMTP heartbeats), whose
 //   connection closes (socket monitor) or whose peer is lost is marked down

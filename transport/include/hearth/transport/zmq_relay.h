@@ -47,8 +47,10 @@
 //   new incarnation (= that epoch), and every member gets the new
 //   MEMBERSHIP. DATA/FENCE carry the incarnation of the destination; frames
 //   addressed to the replaced node are dropped (stats().stale), and the
-//   lost node's identity no longer maps to the rank. A replacement's pairs
-//   stay relayed (no probe, no directory endpoint).
+//   lost node's identity no longer maps to the rank. A replacement with an
+//   endpoint is probed first; the MEMBERSHIP that announces it goes out when
+//   the probe is done and lists the endpoint if it passed (its pairs then
+//   get direct links like the first world's).
 // - Malformed frames are dropped with one log line; the relay keeps serving.
 // - Threading: run() serves on the calling thread until requestStop();
 //   start() serves on a background thread and stop() (or the destructor)
