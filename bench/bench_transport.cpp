@@ -61,7 +61,8 @@ int main(int argc, char** argv) {
   bool paths = false;
   app.add_flag("--paths", paths,
                "Direct links vs the relay vs raw TCP / Gloo (needs HEARTH_BENCH_RELAYED, "
-               "HEARTH_BENCH_DIRECT and HEARTH_BENCH_DIRECT_ZMQ; see scripts/bench_transport.sh "
+               "HEARTH_BENCH_DIRECT, HEARTH_BENCH_DIRECT_TCP and HEARTH_BENCH_DIRECT_ZMQ; see "
+               "scripts/bench_transport.sh "
                "--paths)");
   std::vector<double> p2pKib = {64, 1024, 16384, 65536};
   app.add_option("--p2p-kib", p2pKib, "Point-to-point message sizes in KiB (--paths)");
@@ -71,8 +72,10 @@ int main(int argc, char** argv) {
       "Ring chunk size in KiB for hearth's collectives (--paths; default: the library's)");
   std::vector<std::string> only;
   app.add_option("--only", only,
-                 "Paths to run (--paths): direct (bulk lanes), zmqdirect (direct links over "
-                 "ZeroMQ only), relay, curve; default: all; gloo alone: Gloo only");
+                 "Paths to run (--paths): direct (bulk lanes, cross-memory reads between "
+                 "processes of one host), tcplane (bulk lanes carrying bytes), zmqdirect "
+                 "(direct links over ZeroMQ only), relay, curve; default: all; gloo alone: "
+                 "Gloo only");
   CLI11_PARSE(app, argc, argv);
   try {
     at::set_num_threads(1);

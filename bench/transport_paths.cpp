@@ -179,8 +179,11 @@ std::vector<double> p2pMedians(int fd, const std::vector<Path>& paths, int rank,
   return medians;
 }
 
+// What a bench node's direct links carry DATA on.
+enum class Lanes { kNone, kTcp, kCrossMemory };
+
 ZmqMeshOptions benchNodeOptions(const std::string& relayEndpoint, const std::string& runId,
-                                bool listen, bool bulkLanes, int rank, Millis timeout) {
+                                bool listen, Lanes lanes, int rank, Millis timeout) {
   ZmqMeshOptions options;
   options.relayEndpoint = relayEndpoint;
   options.runId = runId;
@@ -189,7 +192,8 @@ ZmqMeshOptions benchNodeOptions(const std::string& relayEndpoint, const std::str
   options.joinTimeout = timeout;
   options.heartbeatTimeout = Millis(30000);
   if (listen) options.listenEndpoint = "tcp://127.0.0.1:0";
-  options.bulkLanes = bulkLanes;
+  options.bulkLanes = lanes != Lanes::kNone;
+  options.crossMemoryLanes = lanes == Lanes::kCrossMemory;
   // HEARTH_BENCH_PACED_LANES=1: lanes keep the system's congestion control
   // even between ranks on this host (for comparison; see unpacedLocalLanes).
   options.unpacedLocalLanes = std::getenv("HEARTH_BENCH_PACED_LANES") == nullptr;
@@ -199,14 +203,14 @@ ZmqMeshOptions benchNodeOptions(const std::string& relayEndpoint, const std::str
 }
 
 std::shared_ptr<Mesh> joinBenchRun(const char* relayEnv, const std::string& runId, bool listen,
-                                   bool bulkLanes, int rank, Millis timeout) {
+                                   Lanes lanes, int rank, Millis timeout) {
   const char* relay = std::getenv(relayEnv);
   if (relay == nullptr) {
     throw std::runtime_error(std::string("--paths needs ") + relayEnv +
                              " (scripts/bench_transport.sh --paths starts the relays)");
   }
   return connectZmqMesh(
-      benchNodeOptions(std::string("tcp://") + relay, runId, listen, bulkLanes, rank, timeout));
+      benchNodeOptions(std::string("tcp://") + relay, runId, listen, lanes, rank, timeout));
 }
 
 // The CURVE run: rank 0 starts a relay with a fresh key in this process and
@@ -242,7 +246,7 @@ CurveRun joinCurveRun(Collectives& control, const std::string& runId, int rank, 
   where = valueOfRank(control, 0, where, timeout);
   const auto space = where.find(' ');
   ZmqMeshOptions options =
-      benchNodeOptions(where.substr(0, space), runId, true, true, rank, timeout);
+      benchNodeOptions(where.substr(0, space), runId, true, Lanes::kCrossMemory, rank, timeout);
   options.relayPublicKey = where.substr(space + 1);
   run.mesh = connectZmqMesh(options);
   return run;
@@ -314,15 +318,23 @@ void runTransportPaths(Context& ctx, Collectives* gloo, const PathsConfig& confi
   Collectives& control = *ctx.collectives;
   const std::string run = ctx.env.runId.empty() ? "bench" : ctx.env.runId;
   CurveRun curve = joinCurveRun(control, run + "-curve", rank, world, timeout);
-  const std::vector<Path> allPaths{
-      {"direct", joinBenchRun("HEARTH_BENCH_DIRECT", run + "-direct", true, true, rank, timeout),
-       "direct"},
-      {"zmqdirect",
-       joinBenchRun("HEARTH_BENCH_DIRECT_ZMQ", run + "-direct-zmq", true, false, rank, timeout),
-       "direct"},
-      {"relay", joinBenchRun("HEARTH_BENCH_RELAYED", run + "-relayed", false, true, rank, timeout),
-       "relay"},
-      {"curve", curve.mesh, "direct"}};
+  const std::vector<Path> allPaths{{"direct",
+                                    joinBenchRun("HEARTH_BENCH_DIRECT", run + "-direct", true,
+                                                 Lanes::kCrossMemory, rank, timeout),
+                                    "direct"},
+                                   {"tcplane",
+                                    joinBenchRun("HEARTH_BENCH_DIRECT_TCP", run + "-direct-tcp",
+                                                 true, Lanes::kTcp, rank, timeout),
+                                    "direct"},
+                                   {"zmqdirect",
+                                    joinBenchRun("HEARTH_BENCH_DIRECT_ZMQ", run + "-direct-zmq",
+                                                 true, Lanes::kNone, rank, timeout),
+                                    "direct"},
+                                   {"relay",
+                                    joinBenchRun("HEARTH_BENCH_RELAYED", run + "-relayed", false,
+                                                 Lanes::kCrossMemory, rank, timeout),
+                                    "relay"},
+                                   {"curve", curve.mesh, "direct"}};
   std::vector<Path> paths;
   for (const Path& path : allPaths) {
     const bool wanted = config.only.empty() || std::find(config.only.begin(), config.only.end(),
@@ -333,7 +345,8 @@ void runTransportPaths(Context& ctx, Collectives* gloo, const PathsConfig& confi
   const bool glooNamed =
       std::find(config.only.begin(), config.only.end(), "gloo") != config.only.end();
   if (paths.size() + (glooNamed ? 1 : 0) < std::max<std::size_t>(1, config.only.size())) {
-    throw std::runtime_error("--only: the paths are direct, zmqdirect, relay and curve (and gloo)");
+    throw std::runtime_error(
+        "--only: the paths are direct, tcplane, zmqdirect, relay and curve (and gloo)");
   }
   const int next = (rank + 1) % world;
   for (const Path& path : allPaths) {

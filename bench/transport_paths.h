@@ -2,12 +2,14 @@
 // CURVE-encrypted direct links, against a plain TCP socket pair (point-to-point)
 // and c10d ProcessGroupGloo (ring allreduce), in the same processes.
 //
-// Each rank joins three more runs besides the one hearth::init uses: one
-// through the relay only (HEARTH_BENCH_RELAYED: a relay endpoint), one where
-// every node listens on loopback so that all pairs use direct links
-// (HEARTH_BENCH_DIRECT), and one with CURVE on every socket (a relay rank 0
-// starts in its own process with a fresh key; every node listens: encrypted
-// direct links). scripts/bench_transport.sh --paths starts the two relays.
+// Each rank joins five more runs besides the one hearth::init uses: one
+// through the relay only (HEARTH_BENCH_RELAYED: a relay endpoint), three
+// where every node listens on loopback so that all pairs use direct links
+// (HEARTH_BENCH_DIRECT: bulk lanes with cross-memory reads;
+// HEARTH_BENCH_DIRECT_TCP: bulk lanes carrying bytes; HEARTH_BENCH_DIRECT_ZMQ:
+// ZeroMQ only), and one with CURVE on every socket (a relay rank 0 starts in
+// its own process with a fresh key; every node listens: encrypted direct
+// links). scripts/bench_transport.sh --paths starts the four relays.
 //
 // Point-to-point, rank 0 -> rank 1, in two forms, every path interleaved per
 // iteration: round trip (one message, then a 1-byte ack: latency) and stream

@@ -3,10 +3,11 @@
 # with N = 2 and 4 ranks; figures go to docs/benchmarks.md.
 #   bench_transport.sh [bench_transport options]
 #   bench_transport.sh --paths [options]   direct links vs relay vs raw TCP / Gloo:
-#       three more relays: one run relayed only, one where every node listens
-#       on loopback (direct links with bulk lanes) and one like it with bulk
-#       lanes off (direct links over ZeroMQ only); point-to-point and ring
-#       allreduce (--only NAME... picks paths)
+#       four more relays: one run relayed only, one where every node listens
+#       on loopback (direct links with bulk lanes and cross-memory reads), one
+#       like it whose lanes carry bytes (tcplane) and one with bulk lanes off
+#       (direct links over ZeroMQ only); point-to-point and ring allreduce
+#       (--only NAME... picks paths)
 # Environment: HEARTH_BUILD_DIR (default build), RANKS (default "2 4": the
 # world sizes to run, e.g. RANKS="2 4 8"), HEARTH_BENCH_PACED_LANES=1 (same-host
 # bulk lanes keep the system's congestion control, e.g. BBR, instead of cubic),
@@ -46,9 +47,11 @@ for n in ${RANKS:-2 4}; do
     HEARTH_BENCH_RELAYED=$RELAY_ENDPOINT
     start_relay bench$n-direct "$n"
     HEARTH_BENCH_DIRECT=$RELAY_ENDPOINT
+    start_relay bench$n-direct-tcp "$n"
+    HEARTH_BENCH_DIRECT_TCP=$RELAY_ENDPOINT
     start_relay bench$n-direct-zmq "$n"
     HEARTH_BENCH_DIRECT_ZMQ=$RELAY_ENDPOINT
-    export HEARTH_BENCH_RELAYED HEARTH_BENCH_DIRECT HEARTH_BENCH_DIRECT_ZMQ
+    export HEARTH_BENCH_RELAYED HEARTH_BENCH_DIRECT HEARTH_BENCH_DIRECT_TCP HEARTH_BENCH_DIRECT_ZMQ
   fi
   "$BUILD_DIR/runtime/launcher/hearthrun" --nproc-per-node "$n" --rdzv-backend hearth \
     --rdzv-endpoint "$endpoint" --rdzv-id bench$n "$BUILD_DIR/bench/bench_transport" "$@" |

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -75,14 +76,15 @@ struct LanePair {
   std::unique_ptr<BulkLane> acceptor;
   LaneListener::Arrival arrival{};
 
-  LanePair() {
+  explicit LanePair(LaneOptions dialing = {}, LaneOptions accepting = {}) {
     std::string why;
     listener = LaneListener::open("127.0.0.1", &why);
     EXPECT_TRUE(listener) << why;
-    dialer = BulkLane::dial("127.0.0.1", listener->port(), 3, keyOf(9), kMaxFrame, pool, &why);
+    dialer =
+        BulkLane::dial("127.0.0.1", listener->port(), 3, keyOf(9), kMaxFrame, pool, &why, dialing);
     EXPECT_TRUE(dialer) << why;
     arrival = arrivalAt(*listener, *dialer);
-    acceptor = BulkLane::adopt(arrival.fd, kMaxFrame, pool);
+    acceptor = BulkLane::adopt(arrival.fd, kMaxFrame, pool, accepting);
     EXPECT_TRUE(dialer->flush(&why)) << why;
     EXPECT_TRUE(dialer->connected());
   }
@@ -311,7 +313,7 @@ TEST(BulkLane, ASameHostLaneDoesNotPaceWhereTheSystemWouldUseBbr) {
     auto listener = LaneListener::open("127.0.0.1", &why, unpaceLocal);
     ASSERT_TRUE(listener) << why;
     auto dialer = BulkLane::dial("127.0.0.1", listener->port(), 3, keyOf(9), kMaxFrame, pool, &why,
-                                 unpaceLocal);
+                                 LaneOptions{unpaceLocal});
     ASSERT_TRUE(dialer) << why;
     const LaneListener::Arrival arrival = arrivalAt(*listener, *dialer);
     auto acceptor = BulkLane::adopt(arrival.fd, kMaxFrame, pool);
@@ -330,6 +332,282 @@ TEST(BulkLane, ASameHostLaneDoesNotPaceWhereTheSystemWouldUseBbr) {
     const auto got = pump(*dialer, *acceptor, 1);
     ASSERT_EQ(got.size(), 1u);
     EXPECT_TRUE(isPatterned(got[0].bytes, std::size_t{3} << 20, 1));
+  }
+}
+
+// ---- cross-memory reads (LaneOptions::crossMemory) ----
+
+constexpr LaneOptions kCrossMemory{false, true};
+
+// Runs both sides' I/O until `done` or time is up; frames each side got go
+// to `toAcceptor` / `toDialer`.
+template <class Done>
+bool settle(LanePair& pair, Done done, LaneFrames* toAcceptor = nullptr,
+            LaneFrames* toDialer = nullptr) {
+  LaneFrames ignoredA, ignoredD;
+  const auto until = std::chrono::steady_clock::now() + kPatience;
+  std::string why;
+  while (!done() && std::chrono::steady_clock::now() < until) {
+    EXPECT_TRUE(pair.dialer->flush(&why)) << why;
+    EXPECT_TRUE(pair.acceptor->flush(&why)) << why;
+    EXPECT_TRUE(pair.acceptor->readFrames(toAcceptor ? *toAcceptor : ignoredA, 64 << 20, &why))
+        << why;
+    EXPECT_TRUE(pair.dialer->readFrames(toDialer ? *toDialer : ignoredD, 64 << 20, &why)) << why;
+  }
+  return done();
+}
+
+// A sink that also records ACKs.
+class AckedFrames : public LaneFrames {
+ public:
+  void acknowledged(std::uint64_t next) override { acks.push_back(next); }
+  std::vector<std::uint64_t> acks;
+};
+
+TEST(BulkLane, CrossMemoryLanesReadLargeBodiesOnceAndSendSmallOnesAsBytes) {
+  LanePair pair(kCrossMemory, kCrossMemory);
+  ASSERT_TRUE(settle(pair, [&] {
+    return pair.dialer->sendsRemote() && pair.acceptor->sendsRemote() &&
+           pair.dialer->readsRemote() && pair.acceptor->readsRemote();
+  }));
+  EXPECT_NE(pair.dialer->takeNote().find("cross-memory reads from process"), std::string::npos);
+  EXPECT_EQ(pair.dialer->takeNote(), "");  // once
+  const std::size_t big = std::size_t{5} << 20;
+  EXPECT_TRUE(pair.dialer->enqueue(1, 0, patterned(big, 1)));
+  EXPECT_FALSE(pair.dialer->enqueue(2, 1, patterned(kRemoteMinBytes - 1, 2)));
+  EXPECT_TRUE(pair.dialer->enqueue(3, 2, patterned(kRemoteMinBytes, 3)));
+  EXPECT_EQ(pair.dialer->describedBodies(), 2u);
+  const auto got = pump(*pair.dialer, *pair.acceptor, 3);
+  ASSERT_EQ(got.size(), 3u);
+  EXPECT_TRUE(got[0].remote);
+  EXPECT_TRUE(isPatterned(got[0].bytes, big, 1));
+  EXPECT_FALSE(got[1].remote);
+  EXPECT_TRUE(isPatterned(got[1].bytes, kRemoteMinBytes - 1, 2));
+  EXPECT_TRUE(got[2].remote);
+  EXPECT_TRUE(isPatterned(got[2].bytes, kRemoteMinBytes, 3));
+  // Described bodies are kept until the ACK that covers them.
+  EXPECT_EQ(pair.dialer->describedBodies(), 2u);
+  pair.acceptor->enqueueAck(1);
+  AckedFrames acked;
+  ASSERT_TRUE(settle(
+      pair, [&] { return !acked.acks.empty(); }, nullptr, &acked));
+  EXPECT_EQ(acked.acks, std::vector<std::uint64_t>{1});
+  EXPECT_EQ(pair.dialer->describedBodies(), 1u);  // frame 2 still lent to the reader
+  pair.dialer->acknowledged(3);
+  EXPECT_EQ(pair.dialer->describedBodies(), 0u);
+}
+
+TEST(BulkLane, CrossMemoryNeedsBothSidesToOfferIt) {
+  for (const bool dialerOffers : {true, false}) {
+    SCOPED_TRACE(dialerOffers ? "only the dialer offers" : "only the acceptor offers");
+    LanePair pair(dialerOffers ? kCrossMemory : LaneOptions{},
+                  dialerOffers ? LaneOptions{} : kCrossMemory);
+    pair.dialer->enqueue(1, 0, patterned(1 << 20, 1));
+    pair.acceptor->enqueue(1, 0, patterned(1 << 20, 2));
+    const auto there = pump(*pair.dialer, *pair.acceptor, 1);
+    const auto back = pump(*pair.acceptor, *pair.dialer, 1);
+    ASSERT_EQ(there.size(), 1u);
+    ASSERT_EQ(back.size(), 1u);
+    EXPECT_FALSE(there[0].remote);
+    EXPECT_FALSE(back[0].remote);
+    EXPECT_TRUE(isPatterned(there[0].bytes, 1 << 20, 1));
+    EXPECT_FALSE(pair.dialer->sendsRemote() || pair.dialer->readsRemote());
+    EXPECT_FALSE(pair.acceptor->sendsRemote() || pair.acceptor->readsRemote());
+  }
+}
+
+TEST(BulkLane, ABodyTakenBackBeforeItIsReadFailsTheLaneAndDeliversNothing) {
+  LanePair pair(kCrossMemory, kCrossMemory);
+  ASSERT_TRUE(settle(pair, [&] { return pair.dialer->sendsRemote(); }));
+  // The test keeps the body's memory mapped (a lender's buffer outlives its
+  // loan): what stops the read is the fence, not an unmapped page.
+  zmq::message_t lent = patterned(1 << 20, 1);
+  zmq::message_t stillMapped;
+  stillMapped.copy(lent);  // shares the buffer
+  ASSERT_TRUE(pair.dialer->enqueue(1, 0, std::move(lent), /*lent=*/true));
+  ASSERT_TRUE(pair.dialer->enqueue(2, 1, patterned(1 << 20, 2), /*lent=*/false));
+  std::string why;
+  ASSERT_TRUE(pair.dialer->flush(&why)) << why;
+  pair.dialer->detachLent();                      // its lender wants the memory back
+  EXPECT_EQ(pair.dialer->describedBodies(), 1u);  // the one not lent stays
+  LaneFrames got;
+  bool ok = true;
+  const auto until = std::chrono::steady_clock::now() + kPatience;
+  while (ok && std::chrono::steady_clock::now() < until) {
+    ok = pair.acceptor->readFrames(got, 64 << 20, &why);
+  }
+  EXPECT_FALSE(ok);
+  EXPECT_NE(why.find("frame 0 was taken back by its sender"), std::string::npos) << why;
+  EXPECT_TRUE(got.frames.empty());
+}
+
+// A peer that speaks the lane protocol by hand over a real loopback
+// connection to a lane that offers cross-memory reads.
+struct HandMadePeer {
+  std::shared_ptr<BufferPool> pool = BufferPool::create(0);
+  std::unique_ptr<LaneListener> listener;
+  int fd = -1;
+  std::unique_ptr<BulkLane> lane;
+
+  HandMadePeer() {
+    std::string why;
+    listener = LaneListener::open("127.0.0.1", &why);
+    EXPECT_TRUE(listener) << why;
+    fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(static_cast<std::uint16_t>(listener->port()));
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    EXPECT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+    std::uint8_t hello[kHelloBytes] = {'h', 'e', 'a', 'r', 't', 'h', 'L', '1', 1};
+    EXPECT_EQ(::send(fd, hello, sizeof hello, 0), static_cast<ssize_t>(sizeof hello));
+    const auto until = std::chrono::steady_clock::now() + kPatience;
+    while (std::chrono::steady_clock::now() < until) {
+      auto arrivals = listener->service(milliseconds(5000));
+      if (!arrivals.empty()) {
+        lane = BulkLane::adopt(arrivals.front().fd, kMaxFrame, pool, kCrossMemory);
+        break;
+      }
+      std::this_thread::sleep_for(milliseconds(1));
+    }
+    EXPECT_TRUE(lane);
+  }
+  ~HandMadePeer() { ::close(fd); }
+
+  void send(LaneKind kind, std::uint64_t seq, std::uint64_t size, const void* body,
+            std::size_t bodyBytes) {
+    std::uint8_t h[kFrameHeaderBytes] = {};
+    const std::uint32_t magic = kLaneFrameMagic;
+    const auto k = static_cast<std::uint32_t>(kind);
+    std::memcpy(h, &magic, 4);
+    std::memcpy(h + 4, &k, 4);
+    std::memcpy(h + 16, &seq, 8);
+    std::memcpy(h + 24, &size, 8);
+    ASSERT_EQ(::send(fd, h, sizeof h, 0), static_cast<ssize_t>(sizeof h));
+    if (bodyBytes > 0) {
+      ASSERT_EQ(::send(fd, body, bodyBytes, 0), static_cast<ssize_t>(bodyBytes));
+    }
+  }
+  // Services the lane until it sent a frame of `kind` (others skipped): its
+  // body.
+  std::vector<std::uint8_t> expect(LaneKind kind) {
+    std::string why;
+    LaneFrames none;
+    const auto until = std::chrono::steady_clock::now() + kPatience;
+    while (std::chrono::steady_clock::now() < until) {
+      EXPECT_TRUE(lane->readFrames(none, 1 << 20, &why)) << why;
+      EXPECT_TRUE(lane->flush(&why)) << why;
+      pollfd p{fd, POLLIN, 0};
+      if (::poll(&p, 1, 10) <= 0) continue;
+      std::uint8_t h[kFrameHeaderBytes];
+      if (!readAll(h, sizeof h)) break;
+      std::uint64_t size;
+      std::uint32_t k;
+      std::memcpy(&k, h + 4, 4);
+      std::memcpy(&size, h + 24, 8);
+      std::vector<std::uint8_t> body(size);
+      if (!readAll(body.data(), body.size())) break;
+      if (k == static_cast<std::uint32_t>(kind)) return body;
+    }
+    ADD_FAILURE() << "no frame of kind " << static_cast<int>(kind);
+    return {};
+  }
+  bool readAll(std::uint8_t* into, std::size_t n) {
+    timeval tv{10, 0};
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    for (std::size_t have = 0; have < n;) {
+      const ssize_t got = ::recv(fd, into + have, n - have, 0);
+      if (got <= 0) return false;
+      have += static_cast<std::size_t>(got);
+    }
+    return true;
+  }
+  // Reads what the lane got until it fails or `patience` passes; why.
+  std::string readUntilError(LaneFrames* frames) {
+    std::string why;
+    const auto until = std::chrono::steady_clock::now() + milliseconds(3000);
+    while (std::chrono::steady_clock::now() < until) {
+      if (!lane->readFrames(*frames, 64 << 20, &why)) return why;
+    }
+    return "";
+  }
+  // OFFER our pid and answer the lane's CHALLENGE with a PROOF pointing at
+  // `proof` (which holds the challenge if `honest`).
+  void prove(std::array<std::uint8_t, kChallengeBytes>* proof, bool honest) {
+    const std::uint64_t pid = static_cast<std::uint64_t>(::getpid());
+    send(LaneKind::kOffer, 0, 8, &pid, 8);
+    LaneFrames none;
+    const auto until = std::chrono::steady_clock::now() + kPatience;
+    std::string why;
+    const auto challenge = expect(LaneKind::kChallenge);
+    ASSERT_EQ(challenge.size(), kChallengeBytes);
+    std::memcpy(proof->data(), challenge.data(), kChallengeBytes);
+    if (!honest) (*proof)[0] ^= 0xFF;
+    const auto at = static_cast<std::uint64_t>(reinterpret_cast<std::uintptr_t>(proof->data()));
+    send(LaneKind::kProof, 0, 8, &at, 8);
+    while (lane->takeNote().empty() && std::chrono::steady_clock::now() < until) {
+      ASSERT_TRUE(lane->readFrames(none, 1 << 20, &why)) << why;
+    }
+  }
+};
+
+TEST(BulkLane, AProofThatDoesNotMatchLeavesTheLaneOnBytesAndRefusesDescriptors) {
+  HandMadePeer peer;
+  std::array<std::uint8_t, kChallengeBytes> proof{};
+  peer.prove(&proof, /*honest=*/false);
+  EXPECT_FALSE(peer.lane->readsRemote());
+  const std::uint64_t descriptor[3] = {0, 0, 0};
+  peer.send(LaneKind::kRemoteData, 0, 1 << 20, descriptor, sizeof descriptor);
+  LaneFrames got;
+  const std::string why = peer.readUntilError(&got);
+  EXPECT_NE(why.find("REMOTE_DATA frame on a lane without cross-memory reads"), std::string::npos)
+      << why;
+  EXPECT_TRUE(got.frames.empty());
+}
+
+TEST(BulkLane, DescriptorsThatPointNowhereOrWereTakenBackAreErrorsNotFrames) {
+  for (const bool badAddress : {true, false}) {
+    SCOPED_TRACE(badAddress ? "body at an unmapped address" : "fence revoked");
+    HandMadePeer peer;
+    std::array<std::uint8_t, kChallengeBytes> proof{};
+    peer.prove(&proof, /*honest=*/true);
+    ASSERT_TRUE(peer.lane->readsRemote());
+    static const std::vector<std::uint8_t> body(1 << 20, 7);
+    static const std::uint64_t fence = 0;  // revoked
+    const std::uint64_t descriptor[3] = {
+        badAddress ? std::uint64_t{16} : reinterpret_cast<std::uintptr_t>(body.data()),
+        reinterpret_cast<std::uintptr_t>(&fence), 42};
+    peer.send(LaneKind::kRemoteData, 0, body.size(), descriptor, sizeof descriptor);
+    LaneFrames got;
+    const std::string why = peer.readUntilError(&got);
+    EXPECT_NE(why.find(badAddress ? "cross-memory read of process" : "taken back"),
+              std::string::npos)
+        << why;
+    EXPECT_TRUE(got.frames.empty());
+  }
+}
+
+TEST(BulkLane, ControlFramesOutOfTurnAreErrors) {
+  {
+    HandMadePeer peer;  // ACCEPT without a PROOF from the lane
+    peer.send(LaneKind::kAccept, 0, 0, nullptr, 0);
+    LaneFrames got;
+    EXPECT_NE(peer.readUntilError(&got).find("ACCEPT that was not asked for"), std::string::npos);
+  }
+  {
+    HandMadePeer peer;  // a PROOF without an OFFER
+    const std::uint64_t at = 0;
+    peer.send(LaneKind::kProof, 0, 8, &at, 8);
+    LaneFrames got;
+    EXPECT_NE(peer.readUntilError(&got).find("PROOF that was not asked for"), std::string::npos);
+  }
+  {
+    HandMadePeer peer;  // an OFFER with a body of the wrong size
+    const std::uint64_t pid[2] = {1, 2};
+    peer.send(LaneKind::kOffer, 0, 16, pid, 16);
+    LaneFrames got;
+    EXPECT_NE(peer.readUntilError(&got).find("control frame of kind 2 with 16 bytes"),
+              std::string::npos);
   }
 }
 

@@ -452,8 +452,10 @@ std::vector<zmq::message_t> replyWithin(zmq::socket_t& socket, Millis patience) 
 // Rank 0 listens on a free loopback port known in advance (so that a
 // hand-made socket can dial it too) and logs into `lines`; rank 1 dials it.
 struct ListenerAndDialer {
-  explicit ListenerAndDialer(bool lanes = true) : bulkLanes(lanes) {}
-  bool bulkLanes;  // ZmqMeshOptions::bulkLanes of both nodes
+  explicit ListenerAndDialer(bool lanes = true, bool crossMemoryLanes = true)
+      : bulkLanes(lanes), crossMemory(crossMemoryLanes) {}
+  bool bulkLanes;    // ZmqMeshOptions::bulkLanes of both nodes
+  bool crossMemory;  // ZmqMeshOptions::crossMemoryLanes of both nodes
   std::string endpoint = freeLoopbackEndpoint();
   std::unique_ptr<ZmqRelay> relay = startRelay(2);
   std::mutex linesMu;
@@ -474,8 +476,10 @@ struct ListenerAndDialer {
       lines.push_back(line);
     };
     listening.bulkLanes = bulkLanes;
+    listening.crossMemoryLanes = crossMemory;
     auto dialing = nodeOptions(*relay, "");
     dialing.bulkLanes = bulkLanes;
+    dialing.crossMemoryLanes = crossMemory;
     return joinAll({listening, dialing});
   }
   // A hand-made DEALER that dials rank 0's listener and sends DIRECT_HELLO
@@ -720,6 +724,74 @@ TEST(ZmqZeroCopy, IsendFromLendsTheBufferOnlyUntilItsRequestIsDone) {
     std::fill(buffer.begin(), buffer.end(), 0);
     EXPECT_TRUE(ranks[0]->recv(1, 11, kLong) == original);
   }
+}
+
+// Two nodes of one process are two "processes" on one host to the lanes:
+// cross-memory reads set up (the pid proven), large messages read out of
+// the sender's memory arrive intact, nothing goes through the relay, no
+// link breaks; turned off, the lanes carry bytes.
+TEST(ZmqZeroCopy, CrossMemoryLanesCarryLargeMessagesAndCanBeTurnedOff) {
+  for (const bool crossMemory : {true, false}) {
+    SCOPED_TRACE(crossMemory ? "cross-memory on" : "cross-memory off");
+    ListenerAndDialer run(true, crossMemory);
+    ASSERT_TRUE(run.logsWithin("bulk lane to rank 1 up (accepted)", Millis(3000)));
+    if (crossMemory) {
+      ASSERT_TRUE(run.logsWithin(
+          "bulk lane to rank 1: cross-memory reads from process " + std::to_string(::getpid()),
+          Millis(3000)));
+    }
+    auto& ranks = run.ranks;
+    for (int i = 0; i < 20; ++i) {
+      const MeshBytes big =
+          patternOf((std::size_t{1} << 20) + 4097 * i, static_cast<std::uint8_t>(i));
+      const MeshBytes small = patternOf(100 + i, static_cast<std::uint8_t>(i));
+      ranks[0]->send(1, 5, big, kLong);
+      ranks[1]->send(0, 5, small, kLong);
+      ranks[1]->send(0, 5, big, kLong);
+      EXPECT_TRUE(ranks[1]->recv(0, 5, kLong) == big) << i;
+      EXPECT_TRUE(ranks[0]->recv(1, 5, kLong) == small) << i;
+      EXPECT_TRUE(ranks[0]->recv(1, 5, kLong) == big) << i;
+    }
+    EXPECT_EQ(run.relay->stats().forwarded, 0u) << "direct traffic went through the relay";
+    EXPECT_FALSE(run.logged(" down"));
+    EXPECT_EQ(run.logged("cross-memory"), crossMemory);
+  }
+}
+
+// Lent sends whose loans end while their peer is reading them by
+// cross-memory read (a burst of them, all requests dropped at once): the
+// caller overwrites its buffers at once, yet every message arrives intact
+// and once, in order (a read that catches a body taken back fails its fence
+// check, and the frame goes again as a copy).
+TEST(ZmqZeroCopy, LentSendsTakenBackDuringACrossMemoryReadArriveIntactOnce) {
+  ListenerAndDialer run;
+  ASSERT_TRUE(run.logsWithin("cross-memory reads", Millis(3000)));
+  auto& ranks = run.ranks;
+  constexpr int kRounds = 3;
+  constexpr int kBurst = 24;
+  std::vector<MeshBytes> originals;
+  for (int i = 0; i < kRounds * kBurst; ++i) {
+    originals.push_back(patternOf(std::size_t{1} << 20, static_cast<std::uint8_t>(i)));
+  }
+  auto receiving = std::async(std::launch::async, [&] {
+    for (std::size_t i = 0; i < originals.size(); ++i) {
+      if (!(ranks[0]->recv(1, 12, kLong) == originals[i])) return static_cast<int>(i);
+    }
+    return -1;
+  });
+  std::vector<std::vector<std::uint8_t>> buffers(kBurst);
+  for (int round = 0; round < kRounds; ++round) {
+    std::vector<std::unique_ptr<MeshRequest>> sends;
+    for (int k = 0; k < kBurst; ++k) {
+      const MeshBytes& original = originals[round * kBurst + k];
+      buffers[k].assign(original.begin(), original.end());
+      sends.push_back(ranks[1]->isendFrom(0, 12, buffers[k].data(), buffers[k].size()));
+    }
+    std::this_thread::sleep_for(std::chrono::microseconds(300 * round));
+    sends.clear();  // every loan is over: the bytes are the caller's again
+    for (auto& b : buffers) std::fill(b.begin(), b.end(), 0xFF);
+  }
+  EXPECT_EQ(receiving.get(), -1) << "a message arrived changed or out of order";
 }
 
 // Every rank's allreduce result over meshes whose pairs all have bulk lanes:

@@ -248,7 +248,7 @@ std::vector<LaneListener::Arrival> LaneListener::service(std::chrono::millisecon
 std::unique_ptr<BulkLane> BulkLane::dial(const std::string& host, int port, int myRank,
                                          const LaneKey& key, std::int64_t maxFrameBytes,
                                          std::shared_ptr<BufferPool> pool, std::string* why,
-                                         bool unpaceLocal) {
+                                         LaneOptions options) {
   sockaddr_storage addr;
   socklen_t len;
   if (port < 1 || port > 65535 || !makeAddress(host, port, &addr, &len)) {
@@ -261,7 +261,8 @@ std::unique_ptr<BulkLane> BulkLane::dial(const std::string& host, int port, int 
     return nullptr;
   }
   setNoDelay(fd);
-  if (unpaceLocal && isThisHost(addr)) unpace(fd);
+  const bool thisHost = isThisHost(addr);
+  if (options.unpaceLocal && thisHost) unpace(fd);
   const int rc = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), len);
   if (rc != 0 && errno != EINPROGRESS) {
     *why = errnoText("connect");
@@ -275,27 +276,84 @@ std::unique_ptr<BulkLane> BulkLane::dial(const std::string& host, int port, int 
   putLe(hello.header.data() + 12, 0, 4);
   std::memcpy(hello.header.data() + 16, key.data(), kKeyBytes);
   lane->out_.push_back(std::move(hello));
+  lane->offerCrossMemory(options, thisHost);
   return lane;
 }
 
 std::unique_ptr<BulkLane> BulkLane::adopt(int fd, std::int64_t maxFrameBytes,
-                                          std::shared_ptr<BufferPool> pool) {
-  return std::unique_ptr<BulkLane>(new BulkLane(fd, true, maxFrameBytes, std::move(pool)));
+                                          std::shared_ptr<BufferPool> pool, LaneOptions options) {
+  std::unique_ptr<BulkLane> lane(new BulkLane(fd, true, maxFrameBytes, std::move(pool)));
+  sockaddr_storage peer{};
+  socklen_t len = sizeof peer;
+  const bool thisHost =
+      ::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &len) == 0 && isThisHost(peer);
+  lane->offerCrossMemory(options, thisHost);
+  return lane;
 }
 
 BulkLane::~BulkLane() {
+  // Fences first: a read the peer makes of a described body from now on fails.
+  while (!remote_.empty()) letGo(remote_.begin());
   ::close(fd_);
 }
 
-void BulkLane::enqueue(MeshTag tag, std::uint64_t seq, zmq::message_t body, bool lent) {
-  Outgoing o{{}, kFrameHeaderBytes, std::move(body), 0, lent};
-  std::uint8_t* h = o.header.data();
+void BulkLane::offerCrossMemory(const LaneOptions& options, bool peerOnThisHost) {
+  crossMemory_ = options.crossMemory && peerOnThisHost;
+  if (!crossMemory_) return;
+  std::uint8_t pid[8];
+  putLe(pid, static_cast<std::uint64_t>(::getpid()), 8);
+  enqueueControl(LaneKind::kOffer, 0, pid, sizeof pid);
+}
+
+namespace {
+// A frame header of `kind`.
+void putHeader(std::uint8_t* h, LaneKind kind, MeshTag tag, std::uint64_t seq, std::uint64_t size) {
   putLe(h, kLaneFrameMagic, 4);
-  putLe(h + 4, 0, 4);
+  putLe(h + 4, static_cast<std::uint32_t>(kind), 4);
   putLe(h + 8, tag, 8);
   putLe(h + 16, seq, 8);
-  putLe(h + 24, o.body.size(), 8);
+  putLe(h + 24, size, 8);
+}
+}  // namespace
+
+void BulkLane::enqueueControl(LaneKind kind, std::uint64_t seq, const std::uint8_t* body,
+                              std::size_t size) {
+  Outgoing o{{}, kFrameHeaderBytes, zmq::message_t(body, size), 0, false};
+  putHeader(o.header.data(), kind, 0, seq, size);
   out_.push_back(std::move(o));
+}
+
+bool BulkLane::enqueue(MeshTag tag, std::uint64_t seq, zmq::message_t body, bool lent) {
+  if (sendsRemote_ && body.size() >= kRemoteMinBytes) {
+    if (const auto fence = fences_->take()) {
+      Outgoing o{{}, kFrameHeaderBytes, zmq::message_t(24), 0, false};
+      putHeader(o.header.data(), LaneKind::kRemoteData, tag, seq, body.size());
+      auto* d = static_cast<std::uint8_t*>(o.body.data());
+      putLe(d, static_cast<std::uint64_t>(reinterpret_cast<std::uintptr_t>(body.data())), 8);
+      putLe(d + 8, fence->address, 8);
+      putLe(d + 16, fence->value, 8);
+      remote_.push_back(Described{seq, fence->slot, std::move(body), lent});
+      out_.push_back(std::move(o));
+      return true;
+    }
+  }
+  Outgoing o{{}, kFrameHeaderBytes, std::move(body), 0, lent};
+  putHeader(o.header.data(), LaneKind::kData, tag, seq, o.body.size());
+  out_.push_back(std::move(o));
+  return false;
+}
+
+void BulkLane::enqueueAck(std::uint64_t next) {
+  enqueueControl(LaneKind::kAck, next, nullptr, 0);
+}
+
+std::deque<BulkLane::Described>::iterator BulkLane::letGo(std::deque<Described>::iterator it) {
+  fences_->revoke(it->fenceSlot);  // before the body can go
+  return remote_.erase(it);
+}
+
+void BulkLane::acknowledged(std::uint64_t next) {
+  for (auto it = remote_.begin(); it != remote_.end();) it = it->seq < next ? letGo(it) : it + 1;
 }
 
 bool BulkLane::finishConnect(std::string* why) {
@@ -354,10 +412,32 @@ bool BulkLane::flush(std::string* why) {
   return true;
 }
 
-// Header of the next frame complete: checks it and chooses the body's place.
-bool BulkLane::startBody(LaneSink& sink, std::string* why) {
+// The size of a control frame's body on the wire, or -1 for an unknown kind.
+static int controlBytes(LaneKind kind) {
+  switch (kind) {
+    case LaneKind::kRemoteData:
+      return 24;
+    case LaneKind::kOffer:
+    case LaneKind::kProof:
+      return 8;
+    case LaneKind::kChallenge:
+      return static_cast<int>(kChallengeBytes);
+    case LaneKind::kAccept:
+    case LaneKind::kAck:
+      return 0;
+    case LaneKind::kData:
+      break;
+  }
+  return -1;
+}
+
+// Header of the next frame complete: checks it; DATA chooses its body's
+// place, other kinds read their small body next.
+bool BulkLane::startFrame(LaneSink& sink, std::string* why) {
   const std::uint8_t* h = header_.data();
-  if (getLe(h, 4) != kLaneFrameMagic || getLe(h + 4, 4) != 0) {
+  const auto kind = static_cast<LaneKind>(getLe(h + 4, 4));
+  const int wire = kind == LaneKind::kData ? 0 : controlBytes(kind);
+  if (getLe(h, 4) != kLaneFrameMagic || wire < 0) {
     *why = "malformed frame header";
     return false;
   }
@@ -370,11 +450,27 @@ bool BulkLane::startBody(LaneSink& sink, std::string* why) {
     return false;
   }
   bodySize_ = static_cast<std::size_t>(size);
+  if (kind == LaneKind::kData) {
+    startBody(sink);
+    return true;
+  }
+  if (kind != LaneKind::kRemoteData && size != static_cast<std::uint64_t>(wire)) {
+    *why = "a control frame of kind " + std::to_string(static_cast<int>(kind)) + " with " +
+           std::to_string(size) + " bytes";
+    return false;
+  }
+  inControl_ = true;
+  controlKind_ = kind;
+  controlSize_ = static_cast<std::size_t>(wire);
+  controlHave_ = 0;
+  return true;
+}
+
+void BulkLane::startBody(LaneSink& sink) {
   placedAt_ = sink.place(tag_, seq_, bodySize_);
   body_ = placedAt_ != nullptr ? MeshBytes() : pool_->take(bodySize_);  // written by the read
   bodyHave_ = 0;
   inBody_ = true;
-  return true;
 }
 
 void BulkLane::unplaceBody() {
@@ -390,6 +486,107 @@ void BulkLane::detachLent() {
     o.body = zmq::message_t(o.body.data(), o.body.size());
     o.lent = false;
   }
+  for (auto it = remote_.begin(); it != remote_.end();) it = it->lent ? letGo(it) : it + 1;
+}
+
+// A control frame's body is in: acts on it.
+bool BulkLane::finishControl(LaneSink& sink, std::size_t* read, std::string* why) {
+  inControl_ = false;
+  headerHave_ = 0;
+  const std::uint8_t* b = control_.data();
+  switch (controlKind_) {
+    case LaneKind::kRemoteData:
+      *read += bodySize_;
+      return readDescribed(sink, why);
+    case LaneKind::kOffer:
+      if (offerSeen_) {
+        *why = "a second cross-memory OFFER";
+        return false;
+      }
+      offerSeen_ = true;
+      if (!crossMemory_) return true;  // not offered here: bytes it is
+      peerPid_ = static_cast<std::int64_t>(getLe(b, 8));
+      challenge_ = randomKey();
+      enqueueControl(LaneKind::kChallenge, 0, challenge_.data(), challenge_.size());
+      challengeSent_ = true;
+      return true;
+    case LaneKind::kChallenge:
+      if (!crossMemory_ || proof_) {
+        *why = "a cross-memory CHALLENGE that was not asked for";
+        return false;
+      }
+      proof_ = std::make_unique<std::array<std::uint8_t, kChallengeBytes>>();
+      std::memcpy(proof_->data(), b, kChallengeBytes);
+      {
+        std::uint8_t at[8];
+        putLe(at, static_cast<std::uint64_t>(reinterpret_cast<std::uintptr_t>(proof_->data())), 8);
+        enqueueControl(LaneKind::kProof, 0, at, sizeof at);
+      }
+      return true;
+    case LaneKind::kProof: {
+      if (!challengeSent_ || readsRemote_) {
+        *why = "a cross-memory PROOF that was not asked for";
+        return false;
+      }
+      std::array<std::uint8_t, kChallengeBytes> seen{};
+      std::string failed;
+      if (!readProcessMemory(peerPid_, getLe(b, 8), seen.data(), seen.size(), &failed)) {
+        note_ = "no cross-memory reads (" + failed + "): the lane carries bytes";
+      } else if (seen != challenge_) {
+        note_ = "no cross-memory reads (process " + std::to_string(peerPid_) +
+                " is not the peer): the lane carries bytes";
+      } else {
+        readsRemote_ = true;
+        note_ = "cross-memory reads from process " + std::to_string(peerPid_);
+        enqueueControl(LaneKind::kAccept, 0, nullptr, 0);
+      }
+      return true;
+    }
+    case LaneKind::kAccept:
+      if (!proof_ || sendsRemote_) {
+        *why = "a cross-memory ACCEPT that was not asked for";
+        return false;
+      }
+      sendsRemote_ = true;
+      fences_ = std::make_unique<FenceTable>(kFenceSlots);
+      return true;
+    case LaneKind::kAck:
+      acknowledged(seq_);
+      sink.acknowledged(seq_);
+      return true;
+    case LaneKind::kData:
+      break;
+  }
+  *why = "malformed frame header";
+  return false;
+}
+
+// REMOTE_DATA's descriptor is in: copies the body out of the peer's memory
+// (where the sink places it, else into a pool buffer), checks the fence and
+// delivers it.
+bool BulkLane::readDescribed(LaneSink& sink, std::string* why) {
+  if (!readsRemote_) {
+    *why = "a REMOTE_DATA frame on a lane without cross-memory reads";
+    return false;
+  }
+  const std::uint8_t* d = control_.data();
+  const std::uint64_t from = getLe(d, 8);
+  const std::uint64_t fenceAt = getLe(d + 8, 8);
+  const std::uint64_t fenceValue = getLe(d + 16, 8);
+  std::uint8_t* placed = sink.place(tag_, seq_, bodySize_);
+  MeshBytes body = placed != nullptr ? MeshBytes() : pool_->take(bodySize_);
+  std::uint8_t* into = placed != nullptr ? placed : body.data();
+  std::uint64_t fence = 0;
+  if (!readProcessMemory(peerPid_, from, into, bodySize_, why) ||
+      !readProcessMemory(peerPid_, fenceAt, &fence, sizeof fence, why)) {
+    return false;
+  }
+  if (fence != fenceValue || fenceValue == 0) {
+    *why = "frame " + std::to_string(seq_) + " was taken back by its sender before it was read";
+    return false;
+  }
+  sink.deliver(LaneFrame{tag_, seq_, std::move(body), placed != nullptr, true});
+  return true;
 }
 
 // The frame whose body is complete, to the sink.
@@ -409,11 +606,18 @@ bool BulkLane::readFrames(LaneSink& sink, std::size_t maxBytes, std::string* why
       finishBody(sink);
       continue;
     }
+    if (inControl_ && controlHave_ == controlSize_) {
+      if (!finishControl(sink, &read, why)) return false;
+      continue;
+    }
     std::uint8_t* into;
     std::size_t want;
     if (inBody_) {
       into = (placedAt_ != nullptr ? placedAt_ : body_.data()) + bodyHave_;
       want = bodySize_ - bodyHave_;
+    } else if (inControl_) {
+      into = control_.data() + controlHave_;
+      want = controlSize_ - controlHave_;
     } else {
       into = header_.data() + headerHave_;
       want = kFrameHeaderBytes - headerHave_;
@@ -432,11 +636,14 @@ bool BulkLane::readFrames(LaneSink& sink, std::size_t maxBytes, std::string* why
     read += static_cast<std::size_t>(n);
     if (inBody_) {
       bodyHave_ += static_cast<std::size_t>(n);
+    } else if (inControl_) {
+      controlHave_ += static_cast<std::size_t>(n);
     } else if ((headerHave_ += static_cast<std::size_t>(n)) == kFrameHeaderBytes) {
-      if (!startBody(sink, why)) return false;
+      if (!startFrame(sink, why)) return false;
     }
   }
   if (inBody_ && bodyHave_ == bodySize_) finishBody(sink);
+  if (inControl_ && controlHave_ == controlSize_) return finishControl(sink, &read, why);
   return true;
 }
 

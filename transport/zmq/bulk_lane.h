@@ -11,8 +11,30 @@
 // 32-byte hello:
 //   "hearthL1" | i32 dialer rank | u32 0 | 16-byte key (from LANE_OFFER)
 // Then each direction carries frames: a 32-byte header
-//   u32 kLaneFrameMagic | u32 0 | u64 tag | u64 seq | u64 size
-// followed by `size` payload bytes.
+//   u32 kLaneFrameMagic | u32 kind | u64 tag | u64 seq | u64 size
+// DATA (kind 0) is followed by `size` payload bytes; the other kinds are
+// below.
+//
+// Cross-memory reads (LaneOptions::crossMemory, a lane between two processes
+// on this host; cross_memory.h says why). Set-up, once per direction, the
+// reader R checking the sender S (both sides offer at once):
+//   S -> R  OFFER       size 8:  u64 S's pid
+//   R -> S  CHALLENGE   size 16: random bytes
+//   S -> R  PROOF       size 8:  u64 the address where S keeps those bytes
+//   R -> S  ACCEPT      size 0   (R read them from that pid and address)
+// R sends CHALLENGE only for an OFFER from this host, and ACCEPT only when
+// its read matched: a peer can never make R read another process than its
+// own (the pid is proven, not claimed). Without ACCEPT, S sends bytes.
+// After ACCEPT, S sends a body of kRemoteMinBytes or more as
+//   REMOTE_DATA size = the body's size, then 24 bytes:
+//               u64 body address | u64 fence address | u64 fence value
+// R copies the body out of S's memory, then reads the fence word: if it no
+// longer holds the value, S took the body back meanwhile and the lane fails
+// (the frame goes again on another path). S keeps the body and its fence
+// live until the frame is acknowledged, the lane ends, or the body's
+// lender wants its memory back (detachLent).
+//   ACK         size 0, seq = next: every frame below `next` was delivered
+// (any lane, cross-memory or not, carries its link's ACKs once up).
 //
 // Contract
 // - Not thread-safe: one thread (the mesh's I/O thread) owns each object.
@@ -33,9 +55,11 @@
 #include <deque>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "buffer_pool.h"
+#include "cross_memory.h"
 #include "hearth/transport/mesh.h"
 #include "zmq_wire.h"
 
@@ -49,6 +73,38 @@ using LaneKey = std::array<std::uint8_t, kKeyBytes>;
 constexpr std::size_t kHelloBytes = 32;
 constexpr std::size_t kFrameHeaderBytes = 32;
 constexpr std::uint32_t kLaneFrameMagic = 0x3146'4c48;  // "HLF1"
+
+// A frame's kind (the header's second word; see the wire above).
+enum class LaneKind : std::uint32_t {
+  kData = 0,
+  kRemoteData = 1,
+  kOffer = 2,
+  kChallenge = 3,
+  kProof = 4,
+  kAccept = 5,
+  kAck = 6,
+};
+// Bodies from this size on go by cross-memory read where the peer accepted.
+constexpr std::size_t kRemoteMinBytes = std::size_t{64} << 10;
+// Bodies one lane keeps described (and their fences live) at once; more go
+// as bytes.
+constexpr std::size_t kFenceSlots = 512;
+constexpr std::size_t kChallengeBytes = kKeyBytes;
+
+struct LaneOptions {
+  // A lane to this same host (a loopback address or one of ours) whose
+  // congestion control would pace by itself (BBR) uses one that does not
+  // (cubic, else reno), chosen before the connection starts (BBR, once
+  // started, leaves the socket paced even after a switch). On one host there
+  // is no bottleneck queue to pace for, and BBR's pacing costs a timer
+  // interrupt per burst (an 8-rank allreduce bench: ~67,000 pacing timers per
+  // run, ~600 unpaced; docs/benchmarks.md). Over a home uplink pacing is what
+  // BBR is for: lanes to other hosts keep the system's choice. (dial and
+  // LaneListener::open; an accepted lane inherits the listener's.)
+  bool unpaceLocal = false;
+  // Offer and accept cross-memory reads with a peer on this host.
+  bool crossMemory = false;
+};
 
 // A fresh random key (the listener's secret for one offered lane).
 LaneKey randomKey();
@@ -64,6 +120,7 @@ struct LaneFrame {
   std::uint64_t seq;
   MeshBytes bytes;
   bool placed = false;
+  bool remote = false;  // its body was read out of the sender's memory
 };
 
 // Where a lane's frames go, one at a time, in order.
@@ -80,6 +137,8 @@ class LaneSink {
   }
   // A complete frame (called before the next frame's place()).
   virtual void deliver(LaneFrame frame) = 0;
+  // An ACK: the peer delivered every frame below `next`.
+  virtual void acknowledged(std::uint64_t next) { (void)next; }
 };
 
 // The accepting side: a listening socket on the direct-link listener's host
@@ -95,7 +154,7 @@ class LaneListener {
   };
 
   // Listens on host:0. nullptr and why on failure. unpaceLocal: see
-  // BulkLane::dial; lanes from other hosts keep the system's choice.
+  // LaneOptions; lanes from other hosts keep the system's choice.
   static std::unique_ptr<LaneListener> open(const std::string& host, std::string* why,
                                             bool unpaceLocal = false);
   ~LaneListener();
@@ -137,21 +196,15 @@ class BulkLane {
  public:
   // Dialer: starts a non-blocking connect to host:port whose hello carries
   // myRank and key. nullptr and why when it fails at once.
-  // unpaceLocal: a lane to this same host (a loopback address or one of
-  // ours) whose congestion control would pace by itself (BBR) uses one that
-  // does not (cubic, else reno), chosen before the connection starts (BBR,
-  // once started, leaves the socket paced even after a switch). On one host
-  // there is no bottleneck queue to pace for, and BBR's pacing costs a timer
-  // interrupt per burst (an 8-rank allreduce bench: ~67,000 pacing timers
-  // per run, ~600 unpaced; docs/benchmarks.md). Over a home uplink pacing is
-  // what BBR is for: lanes to other hosts keep the system's choice.
   static std::unique_ptr<BulkLane> dial(const std::string& host, int port, int myRank,
                                         const LaneKey& key, std::int64_t maxFrameBytes,
                                         std::shared_ptr<BufferPool> pool, std::string* why,
-                                        bool unpaceLocal = false);
+                                        LaneOptions options = {});
   // Acceptor: a connection from LaneListener::service (hello already read).
+  // Of options only crossMemory applies.
   static std::unique_ptr<BulkLane> adopt(int fd, std::int64_t maxFrameBytes,
-                                         std::shared_ptr<BufferPool> pool);
+                                         std::shared_ptr<BufferPool> pool,
+                                         LaneOptions options = {});
   ~BulkLane();
   BulkLane(const BulkLane&) = delete;
   BulkLane& operator=(const BulkLane&) = delete;
@@ -163,10 +216,25 @@ class BulkLane {
   // Whether to poll for writability too: a connect or bytes in progress.
   bool wantsWrite() const { return !connected_ || !out_.empty(); }
 
-  // Queues one frame; body stays referenced until written. `lent`: the body
-  // is memory lent by its owner (detachLent() may copy it). REQUIRES:
-  // connected().
-  void enqueue(MeshTag tag, std::uint64_t seq, zmq::message_t body, bool lent = false);
+  // Queues one frame; body stays referenced until written, or, when it goes
+  // by cross-memory read (the return value), until acknowledged (or the
+  // lane ends, or detachLent). `lent`: the body is memory lent by its owner
+  // (detachLent() may copy it). REQUIRES: connected().
+  bool enqueue(MeshTag tag, std::uint64_t seq, zmq::message_t body, bool lent = false);
+  // Queues an ACK (every frame below `next` delivered). REQUIRES: connected().
+  void enqueueAck(std::uint64_t next);
+  // The peer delivered every frame below `next`: bodies described to it
+  // below `next` are let go. (readFrames does this for ACKs on the lane.)
+  void acknowledged(std::uint64_t next);
+  // Cross-memory reads: this side's bodies go by them (the peer accepted),
+  // and this side reads the peer's.
+  bool sendsRemote() const { return sendsRemote_; }
+  bool readsRemote() const { return readsRemote_; }
+  // Bodies described and not yet acknowledged or taken back.
+  std::size_t describedBodies() const { return remote_.size(); }
+  // A line about the cross-memory set-up once (why it is off, or that it is
+  // on), then "".
+  std::string takeNote() { return std::exchange(note_, std::string()); }
   // Dialer: finishes the connect when it completed. Then writes queued
   // bytes until the socket is full. False and why on failure.
   bool flush(std::string* why);
@@ -180,7 +248,9 @@ class BulkLane {
   // into the placer's destination so far is copied there).
   void unplaceBody();
   // Queued lent bodies are replaced by copies (their owners want the memory
-  // back; the frames still go out unchanged).
+  // back; the frames still go out unchanged); lent bodies described to the
+  // peer are taken back (their fences revoked: a read the peer makes now
+  // fails, and the frame goes again on another path).
   void detachLent();
 
  private:
@@ -191,11 +261,26 @@ class BulkLane {
     std::size_t written = 0;  // of headerBytes + body.size()
     bool lent = false;
   };
+  // A body described to the peer (REMOTE_DATA), kept until let go.
+  struct Described {
+    std::uint64_t seq;
+    std::size_t fenceSlot;
+    zmq::message_t body;
+    bool lent;
+  };
   BulkLane(int fd, bool connected, std::int64_t maxFrameBytes, std::shared_ptr<BufferPool> pool)
       : fd_(fd), connected_(connected), maxFrameBytes_(maxFrameBytes), pool_(std::move(pool)) {}
+  // Cross-memory set-up for a lane to `peer` (this host?), OFFER queued.
+  void offerCrossMemory(const LaneOptions& options, bool peerOnThisHost);
+  void enqueueControl(LaneKind kind, std::uint64_t seq, const std::uint8_t* body, std::size_t size);
   bool finishConnect(std::string* why);
-  bool startBody(LaneSink& sink, std::string* why);
+  bool startFrame(LaneSink& sink, std::string* why);
+  void startBody(LaneSink& sink);
   void finishBody(LaneSink& sink);
+  bool finishControl(LaneSink& sink, std::size_t* read, std::string* why);
+  bool readDescribed(LaneSink& sink, std::string* why);
+  // Revokes the fence of a described body and lets the body go.
+  std::deque<Described>::iterator letGo(std::deque<Described>::iterator it);
 
   int fd_;
   bool connected_;
@@ -212,6 +297,25 @@ class BulkLane {
   std::uint8_t* placedAt_ = nullptr;  // the body's destination when placed
   std::size_t bodySize_ = 0;
   std::size_t bodyHave_ = 0;
+  // Reading a frame of another kind: its (small) body.
+  bool inControl_ = false;
+  LaneKind controlKind_ = LaneKind::kData;
+  std::array<std::uint8_t, 24> control_{};
+  std::size_t controlSize_ = 0;
+  std::size_t controlHave_ = 0;
+  // Cross-memory reads. Reader side: the peer's claimed pid, the challenge.
+  bool crossMemory_ = false;  // offered (a same-host peer, the option on)
+  bool offerSeen_ = false;
+  std::int64_t peerPid_ = 0;
+  std::array<std::uint8_t, kChallengeBytes> challenge_{};
+  bool challengeSent_ = false;
+  bool readsRemote_ = false;
+  // Sender side: the peer's challenge kept where PROOF says, the fences.
+  std::unique_ptr<std::array<std::uint8_t, kChallengeBytes>> proof_;
+  bool sendsRemote_ = false;
+  std::unique_ptr<FenceTable> fences_;
+  std::deque<Described> remote_;
+  std::string note_;
 };
 
 }  // namespace zmqlane

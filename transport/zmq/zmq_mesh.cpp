@@ -65,6 +65,9 @@ constexpr Millis kAckDelay{20};
 constexpr std::size_t kMaxEarlyFrames = std::size_t{1} << 16;
 // A receiver acknowledges a peer's stream at least every this many frames.
 constexpr std::uint64_t kAckEveryFrames = 8;
+// How often a lent send waiting for the ACK of a cross-memory read looks
+// whether its peer is still alive.
+constexpr Millis kRemoteReleaseSlice{100};
 // Bytes one I/O round reads from one bulk lane before it turns to the rest.
 constexpr std::size_t kLaneReadBudget = std::size_t{8} << 20;
 // Free receive buffers the bulk lanes of one node keep for reuse.
@@ -99,6 +102,9 @@ struct Borrow {
   std::mutex mu;
   std::condition_variable cv;
   bool released = false;
+  // A bulk lane described the bytes to the peer for a cross-memory read:
+  // they are released by its ACK (or when taken back by a detach).
+  bool remote = false;
 };
 
 struct Outgoing {
@@ -648,6 +654,21 @@ class Core {
     if (src < 0 || src >= static_cast<int>(io.unacked.size())) return;
     auto& queue = io.unacked[src];
     while (!queue.empty() && queue.front().seq < next) queue.pop_front();
+    if (const auto& lane = io.links[src].lane) lane->acknowledged(next);
+  }
+
+  // Acknowledges p's frames now if any is owed; true if an ACK went out.
+  bool ackNow(Io& io, int p) {
+    std::uint64_t next;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      next = inbound_[p].next;
+      if (!alive_[p] || next <= io.ackSent[p]) return false;
+    }
+    io.ackSent[p] = next;
+    io.ackSentAt[p] = Clock::now();
+    route(io, ackFrame(p, next, io.incarnation[p]));
+    return true;
   }
 
   // Acknowledges what each peer's stream delivered: after every
@@ -771,7 +792,7 @@ class Core {
     std::string why = "the host of " + directory_[p].endpoint + " is not numeric";
     if (!host.empty()) {
       link.lane = zmqlane::BulkLane::dial(host, port, rank_, key, options_.maxMessageBytes,
-                                          io.lanePool, &why, options_.unpacedLocalLanes);
+                                          io.lanePool, &why, laneOptions());
     }
     if (!link.lane) {
       log("no bulk lane to rank " + std::to_string(p) + " (" + why + ")");
@@ -779,6 +800,10 @@ class Core {
     }
     link.laneDeadline = Clock::now() + options_.directConnectTimeout;
     if (link.lane->connected()) laneUp(p, "dialed");
+  }
+
+  zmqlane::LaneOptions laneOptions() const {
+    return zmqlane::LaneOptions{options_.unpacedLocalLanes, options_.crossMemoryLanes};
   }
 
   void laneUp(int p, const char* how) {
@@ -798,7 +823,8 @@ class Core {
             " (no matching offer)");
         continue;
       }
-      link->lane = zmqlane::BulkLane::adopt(a.fd, options_.maxMessageBytes, io.lanePool);
+      link->lane =
+          zmqlane::BulkLane::adopt(a.fd, options_.maxMessageBytes, io.lanePool, laneOptions());
       link->laneKey.reset();  // one lane per offer
       laneUp(a.rank, "accepted");
     }
@@ -831,8 +857,16 @@ class Core {
         }
       }
       LaneDelivery sink(*this, io, p);
-      const bool ok = link.lane->flush(&why) && link.lane->readFrames(sink, kLaneReadBudget, &why);
+      bool ok = link.lane->flush(&why) && link.lane->readFrames(sink, kLaneReadBudget, &why);
       if (sink.any) link.lastHeard = Clock::now();
+      if (ok) {
+        if (std::string note = link.lane->takeNote(); !note.empty()) {
+          log("bulk lane to rank " + std::to_string(p) + ": " + note);
+        }
+        // A sender waits for the ACK of what it lent to a cross-memory read
+        // (ZmqLentSendRequest): acknowledged at once, not after 8 frames.
+        if (sink.remote && ackNow(io, p)) ok = link.lane->flush(&why);
+      }
       if (!ok) linkDown(io, p, "bulk lane: " + why);
     }
   }
@@ -985,6 +1019,7 @@ class Core {
     }
     void deliver(zmqlane::LaneFrame frame) override {
       any = true;
+      remote = remote || frame.remote;
       std::lock_guard<std::mutex> lock(core_.mu_);
       if (frame.placed) {
         core_.placedLocked(peer_);
@@ -992,7 +1027,16 @@ class Core {
         core_.deliverOrderedLocked(peer_, frame.tag, frame.seq, std::move(frame.bytes));
       }
     }
-    bool any = false;  // a frame arrived
+    void acknowledged(std::uint64_t next) override {
+      any = true;
+      {
+        std::lock_guard<std::mutex> lock(core_.mu_);
+        if (io_.incarnation[peer_] != core_.incarnation_[peer_]) return;  // replaced
+      }
+      core_.acknowledged(io_, peer_, next);
+    }
+    bool any = false;     // a frame arrived
+    bool remote = false;  // one read out of the sender's memory
 
    private:
     Core& core_;
@@ -1153,27 +1197,32 @@ class Core {
   }
 
   // Routes one outgoing frame: over the direct link to its peer when that is
-  // up (DATA and ACK), else through the relay (and every FENCE: it speaks
-  // about the direct link). Keeps the per-path order.
-  void route(Io& io, WireFrame f) {
+  // up (DATA and ACK; on its bulk lane once that is connected), else through
+  // the relay (and every FENCE: it speaks about the direct link). Keeps the
+  // per-path order. True when the lane took DATA for a cross-memory read
+  // (the peer then reads the payload until it acknowledges the frame).
+  bool route(Io& io, WireFrame f) {
     Link& link = io.links[f.dst];
-    if (link.state == LinkState::kUp && f.kind == FrameKind::kData && link.lane &&
+    if (link.state == LinkState::kUp && f.kind != FrameKind::kFence && link.lane &&
         link.lane->connected()) {
-      link.lane->enqueue(f.tag, f.seq, std::move(f.payload), f.borrowed);  // see serviceLanes
-      return;
+      if (f.kind == FrameKind::kAck) {
+        link.lane->enqueueAck(f.seq);
+        return false;
+      }
+      return link.lane->enqueue(f.tag, f.seq, std::move(f.payload), f.borrowed);  // serviceLanes
     }
     f.ownPayload();  // libzmq may keep a payload longer than a loan lasts
     if (link.state == LinkState::kUp && f.kind != FrameKind::kFence) {
       if (link.role == LinkRole::kDial) {
         link.stalled.push_back(std::move(f));
         flushDialer(io, link);
-        return;
+        return false;
       }
       zmq::message_t id(link.identity.data(), link.identity.size());
       zmq::message_t header = dataHeader(f, rank_, io.selfIncarnation);
       std::array<zmq::message_t*, 3> parts{&id, &header, &f.payload};
       try {
-        if (sendParts(*io.listener, parts.data(), partsOf(f, 3))) return;
+        if (sendParts(*io.listener, parts.data(), partsOf(f, 3))) return false;
       } catch (const zmq::error_t& e) {
         if (e.num() != EHOSTUNREACH) throw;
         // An ACK (cumulative: fine through the relay) does not end the link;
@@ -1182,6 +1231,7 @@ class Core {
       }
     }
     io.relayStalled.push_back(std::move(f));
+    return false;
   }
 
   void flushDialer(Io& io, Link& link) {
@@ -1866,13 +1916,18 @@ class Core {
         std::lock_guard<std::mutex> lock(mu_);
         if (joinState_ == JoinState::kJoined && !stopRequested_) {
           sending.swap(outbox_);
-          for (auto& o : sending) meshcore::finishLocked(*o.st);
+          // Lent sends finish once routed (below): their waiters look at
+          // Borrow::remote.
+          for (auto& o : sending) {
+            if (!o.borrow) meshcore::finishLocked(*o.st);
+          }
           for (auto& [peer, n] : skipSeq_) {
             if (peer >= 0 && peer < worldSize_) io.sendSeq[peer] += n;
           }
           skipSeq_.clear();
         }
       }
+      bool anyLent = false;
       for (auto& o : sending) {
         const std::uint64_t seq = io.sendSeq[o.dst]++;
         WireFrame f{o.dst,
@@ -1882,9 +1937,19 @@ class Core {
                     payloadMessage(std::move(o.bytes)),
                     io.incarnation[o.dst],
                     o.borrow != nullptr};
-        o.borrow.reset();
         io.unacked[o.dst].push_back(f.duplicate());
-        route(io, std::move(f));
+        if (route(io, std::move(f)) && o.borrow) {
+          std::lock_guard<std::mutex> lock(o.borrow->mu);
+          o.borrow->remote = true;
+        }
+        anyLent = anyLent || o.borrow;
+        o.borrow.reset();
+      }
+      if (anyLent) {
+        std::lock_guard<std::mutex> lock(mu_);
+        for (auto& o : sending) {
+          if (o.st->status == Status::kPending && !o.st->isRecv) meshcore::finishLocked(*o.st);
+        }
       }
       detachLoans(io);
       ackOwed = io.linksSetUp && sendAcks(io);
@@ -2299,9 +2364,12 @@ using ZmqRequest = meshcore::MeshRequestImpl<Core, RequestState>;
 // isendFrom's request: it finishes when the send did (as isend's) and the
 // loan of the caller's bytes has ended. wait() ends the loans still running
 // (frames the peer has not acknowledged yet get copies of their own; see
-// Core::endLoans) rather than wait for acknowledgements; cancel() and the
-// destructor do the same and wait for it, so the caller's bytes are free
-// when they return.
+// Core::endLoans) rather than wait for acknowledgements, except for bytes a
+// bulk lane described to the peer for a cross-memory read: those it leaves
+// to the peer's ACK until its timeout (the peer is reading them; taking them
+// back would fail that read and send the frame again), unless the peer is
+// lost meanwhile. cancel() and the destructor end the loan at once and wait
+// for it, so the caller's bytes are free when they return.
 class ZmqLentSendRequest : public MeshRequest {
  public:
   ZmqLentSendRequest(std::shared_ptr<Core> core, std::shared_ptr<RequestState> st,
@@ -2319,6 +2387,7 @@ class ZmqLentSendRequest : public MeshRequest {
       endLoan();
       throw;
     }
+    if (awaitRemoteRelease(until)) return true;
     return endLoan(until);
   }
   bool cancel() override {
@@ -2334,6 +2403,21 @@ class ZmqLentSendRequest : public MeshRequest {
   bool released() {
     std::lock_guard<std::mutex> lock(borrow_->mu);
     return borrow_->released;
+  }
+  // Bytes described for a cross-memory read: waits for the peer's ACK to
+  // release them, until `until` or the peer is lost. True once released.
+  bool awaitRemoteRelease(Clock::time_point until) {
+    const auto done = [&] { return borrow_->released; };
+    for (;;) {
+      {
+        std::unique_lock<std::mutex> lock(borrow_->mu);
+        if (!borrow_->remote) return borrow_->released;
+        const auto slice = std::min(until, Clock::now() + kRemoteReleaseSlice);
+        if (borrow_->cv.wait_until(lock, slice, done)) return true;
+      }
+      // Not under borrow_->mu: Core's mutex comes first (see Borrow).
+      if (Clock::now() >= until || !core_->isAlive(st_->peer)) return false;
+    }
   }
   // Ends the loan and waits until no frame references the bytes (the I/O
   // thread copies them within one round; if it has stopped, its frames are

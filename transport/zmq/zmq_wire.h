@@ -16,7 +16,7 @@
 namespace hearth {
 namespace zmqwire {
 
-constexpr std::uint8_t kVersion = 7;
+constexpr std::uint8_t kVersion = 8;
 
 // The low `bytes` bytes of v at `at`, little-endian (every hearth header
 // field: relay protocol, MEMBERSHIP's incarnations, bulk lanes).

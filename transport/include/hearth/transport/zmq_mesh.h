@@ -198,6 +198,15 @@ struct ZmqMeshOptions {
   // lanes to other hosts keep BBR (see BulkLane::dial in
   // transport/zmq/bulk_lane.h). false: every lane keeps the system's choice.
   bool unpacedLocalLanes = true;
+  // A bulk lane between two processes on one host carries large DATA bodies
+  // (64 KiB and more) by cross-memory read: the receiver copies them once,
+  // straight out of the sender's memory (process_vm_readv), instead of twice
+  // through the kernel's socket buffers. Each side proves its pid first
+  // (docs/transport_protocol.md "Cross-memory reads"); where the kernel
+  // forbids such reads (another user, Yama, seccomp) the lane carries bytes.
+  // The sender keeps such a body until the peer acknowledges it: a lent send
+  // (isendFrom) finishes on that ACK. false: lanes always carry bytes.
+  bool crossMemoryLanes = true;
   // Receives one line per event (direct link up/down, refused dialers,
   // frames lost with a link). Empty: lines go to stderr.
   std::function<void(const std::string&)> log;
