@@ -28,7 +28,9 @@ constexpr std::size_t kOwnChunksAhead = 4;
 constexpr std::size_t kRecvsAhead = 16;
 
 // Sends one segment of our own values chunk by chunk, at most
-// kOwnChunksAhead chunks ahead of the receives that pace it.
+// kOwnChunksAhead chunks ahead of the receives that pace it. The chunks are
+// lent, not copied (Call::sendFrom): the segment must stay unchanged until
+// the Call's sends are finished.
 class OwnSegmentSender {
  public:
   OwnSegmentSender(Call& call, const float* data, MeshRange seg, std::size_t chunkElems, int to,
@@ -45,7 +47,8 @@ class OwnSegmentSender {
   void sendChunks(std::size_t count) {
     for (; count > 0 && next_ < seg_.size(); --count, next_ += chunkElems_) {
       const std::size_t n = std::min(chunkElems_, seg_.size() - next_);
-      call_.send(to_, tag_, floatsToBytes(data_ + seg_.lo + next_, n));
+      call_.sendFrom(to_, tag_, reinterpret_cast<const std::uint8_t*>(data_ + seg_.lo + next_),
+                     n * sizeof(float));
     }
   }
 
@@ -189,6 +192,8 @@ void ringCollective(Call& call, float* data, const std::vector<std::size_t>& bou
       break;
     case RingWork::kAllreduce:
       ring.reduceScatter(reduce, true, gather);
+      // The allgather writes the segment the reduce-scatter lent first.
+      call.finishSends();
       ring.allgather(gather, false);
       break;
   }
