@@ -103,6 +103,17 @@ std::shared_ptr<Collectives> connectHearth(const LaunchEnv& env, const InitOptio
   // LOCAL_RANK uses port + LOCAL_RANK of both.
   mesh.listenEndpoint = offsetPort(withScheme(envOr("", "HEARTH_LISTEN")), env.localRank);
   mesh.advertiseEndpoint = offsetPort(withScheme(envOr("", "HEARTH_ADVERTISE")), env.localRank);
+  // Bulk lanes' port (ZmqMeshOptions::lanePort), also + LOCAL_RANK.
+  const std::string lanePort = envOr("", "HEARTH_LANE_PORT");
+  if (!lanePort.empty()) {
+    if (lanePort.size() > 5 || lanePort.find_first_not_of("0123456789") != std::string::npos ||
+        std::stol(lanePort) + env.localRank > 65535) {
+      throw LaunchEnvError("init: HEARTH_LANE_PORT='" + lanePort +
+                           "' is not a port number (0-65535, plus LOCAL_RANK)");
+    }
+    const int port = static_cast<int>(std::stol(lanePort));
+    mesh.lanePort = port == 0 ? 0 : port + env.localRank;
+  }
   std::shared_ptr<Mesh> joined = connectZmqMesh(mesh);
   if (joined->worldSize() != env.worldSize || joined->rank() != env.rank) {
     throw LaunchEnvError("init: the relay's run has " + std::to_string(joined->worldSize()) +

@@ -4,6 +4,10 @@
 # the relay) run allreduces, the relay is killed (-9) between two phases and
 # started again with the same run id, token and world size; the nodes keep
 # their ranks, re-join, and the second phase of allreduces succeeds.
+# Home 2's direct links carry DATA on bulk lanes (HEARTH_LANE_PORT, a
+# forwarded port): checked to connect through the NAT, to carry bytes (no
+# cross-memory reads between hosts), and, where the homes' congestion control
+# is BBR, to keep it on both ends (only same-host lanes go unpaced).
 # Exits 77 (skipped, one line saying why) without root/ip/iptables.
 #   relay_restart_test.sh RELAY MESH_WORKER
 set -euo pipefail
@@ -12,6 +16,11 @@ here=$(cd "$(dirname "$0")" && pwd)
 source "$here/netbed_lib.sh"  # bed, netbed_up
 homes=3
 netbed_up --homes $homes --reachable 2
+# BBR where the kernel has it: the lane listener is unpaced (cubic) and must
+# give connections from other hosts the system's choice back.
+for i in $(seq 1 $homes); do
+  bash "$bed" exec "home$i" sysctl -q -w net.ipv4.tcp_congestion_control=bbr 2>/dev/null || true
+done
 work=$(mktemp -d)
 relay_pid=""
 cleanup() {
@@ -39,7 +48,8 @@ pids=()
 for i in $(seq 1 $homes); do
   listen="" advertise=""
   if [ "$i" = 2 ]; then listen=tcp://198.19.2.2:30000 advertise=tcp://198.18.0.12:30000; fi
-  HEARTH_LISTEN=$listen HEARTH_ADVERTISE=$advertise bash "$bed" exec "home$i" "$worker" \
+  HEARTH_LISTEN=$listen HEARTH_ADVERTISE=$advertise HEARTH_LANE_PORT=30001 \
+    bash "$bed" exec "home$i" "$worker" \
     tcp://198.18.0.1:29700 restart $((i - 1)) $homes 5 5 "$work/go" >"$work/home$i.log" 2>&1 &
   pids+=($!)
 done
@@ -53,6 +63,20 @@ done
 [ "$(cat "$work"/home*.log | grep -c 'phase1 done')" = $homes ] || fail "phase 1 did not finish"
 grep -q "rank 1 paths: 0=direct 1=self 2=direct" "$work/home2.log" || fail "home2 paths"
 grep -q "rank 0 paths: 0=self 1=direct 2=relay" "$work/home1.log" || fail "home1 paths"
+# Bulk lanes through the NAT, carrying bytes, each end on the system's choice.
+for r in 0 2; do
+  grep -q "bulk lane to rank $r up (accepted)" "$work/home2.log" || fail "no bulk lane from rank $r"
+done
+grep -q "cross-memory" "$work"/home*.log && fail "cross-memory reads between two hosts"
+for end in "home2 sport" "home1 dport" "home3 dport"; do
+  read -r ns side <<<"$end"
+  want=$(bash "$bed" exec "$ns" sysctl -n net.ipv4.tcp_congestion_control)
+  info=$(bash "$bed" exec "$ns" ss -tinH state established "( $side = :30001 )")
+  lanes=$(grep -c "rto:" <<<"$info" || true)
+  [ "$lanes" -ge 1 ] || fail "$ns: no established lane connection ($side 30001): $info"
+  [ "$(grep -cw "$want" <<<"$info")" = "$lanes" ] || fail "$ns: a lane does not use $want: $info"
+done
+echo "ok: bulk lanes through NAT carry bytes on the system's congestion control ($want)"
 kill -9 "$relay_pid"
 wait "$relay_pid" 2>/dev/null || true
 sleep 1

@@ -7,7 +7,8 @@
 //
 //   hearth_mesh_worker RELAY RUN_ID RANK WORLD PHASE1 PHASE2 GO_FILE
 // Environment: HEARTH_JOIN_TOKEN, HEARTH_LISTEN / HEARTH_ADVERTISE (direct
-// links), HEARTH_ALLOW_PLAINTEXT=1 (the test bed is not loopback).
+// links), HEARTH_LANE_PORT (their bulk lanes' port), HEARTH_ALLOW_PLAINTEXT=1 (the test bed is not
+// loopback).
 #include <sys/stat.h>
 
 #include <chrono>
@@ -61,6 +62,8 @@ int main(int argc, char** argv) {
     options.requestedRank = rank;
     options.allowPlaintext = env("HEARTH_ALLOW_PLAINTEXT") == "1";
     options.listenEndpoint = env("HEARTH_LISTEN");
+    if (!env("HEARTH_LANE_PORT").empty())
+      options.lanePort = std::atoi(env("HEARTH_LANE_PORT").c_str());
     options.advertiseEndpoint = env("HEARTH_ADVERTISE");
     options.heartbeatInterval = hearth::Millis(200);
     options.heartbeatTimeout = hearth::Millis(3000);

@@ -152,11 +152,11 @@ std::string numericHostOf(const std::string& endpoint) {
 // ---- LaneListener ----
 
 std::unique_ptr<LaneListener> LaneListener::open(const std::string& host, std::string* why,
-                                                 bool unpaceLocal) {
+                                                 bool unpaceLocal, int port) {
   sockaddr_storage addr;
   socklen_t len;
-  if (!makeAddress(host, 0, &addr, &len)) {
-    *why = "'" + host + "' is not a numeric address";
+  if (port < 0 || port > 65535 || !makeAddress(host, port, &addr, &len)) {
+    *why = "'" + host + ":" + std::to_string(port) + "' is not a numeric address and port";
     return nullptr;
   }
   const int fd = ::socket(addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -164,19 +164,21 @@ std::unique_ptr<LaneListener> LaneListener::open(const std::string& host, std::s
     *why = errnoText("socket");
     return nullptr;
   }
+  const int one = 1;
+  ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);  // a chosen port, again soon
   // Accepted connections inherit this; service() gives the system's choice
   // back to those from other hosts.
   const std::string systemChoice = unpaceLocal ? unpace(fd) : "";
   if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), len) != 0 || ::listen(fd, 64) != 0 ||
       ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
-    *why = errnoText("bind/listen");
+    *why = errnoText(("bind/listen on port " + std::to_string(port)).c_str());
     ::close(fd);
     return nullptr;
   }
-  const int port =
+  const int bound =
       ntohs(addr.ss_family == AF_INET ? reinterpret_cast<sockaddr_in*>(&addr)->sin_port
                                       : reinterpret_cast<sockaddr_in6*>(&addr)->sin6_port);
-  return std::unique_ptr<LaneListener>(new LaneListener(fd, port, systemChoice));
+  return std::unique_ptr<LaneListener>(new LaneListener(fd, bound, systemChoice));
 }
 
 LaneListener::~LaneListener() {

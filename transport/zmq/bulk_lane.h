@@ -153,10 +153,11 @@ class LaneListener {
     int fd;
   };
 
-  // Listens on host:0. nullptr and why on failure. unpaceLocal: see
-  // LaneOptions; lanes from other hosts keep the system's choice.
+  // Listens on host:port (port 0: the kernel picks one). nullptr and why
+  // on failure. unpaceLocal: see LaneOptions; lanes from other hosts keep
+  // the system's choice.
   static std::unique_ptr<LaneListener> open(const std::string& host, std::string* why,
-                                            bool unpaceLocal = false);
+                                            bool unpaceLocal = false, int port = 0);
   ~LaneListener();
   LaneListener(const LaneListener&) = delete;
   LaneListener& operator=(const LaneListener&) = delete;

@@ -755,7 +755,8 @@ class Core {
     const std::string host = zmqlane::numericHostOf(bound);
     std::string why = "the listener's host in " + bound + " is not numeric";
     if (!host.empty())
-      io.laneListener = zmqlane::LaneListener::open(host, &why, options_.unpacedLocalLanes);
+      io.laneListener =
+          zmqlane::LaneListener::open(host, &why, options_.unpacedLocalLanes, options_.lanePort);
     if (!io.laneListener) log("no bulk lanes (" + why + "): direct links carry DATA over ZeroMQ");
   }
 

@@ -13,8 +13,11 @@
 // must have been started for WORLD_SIZE nodes and the same run id. With
 // HEARTH_LISTEN (e.g. tcp://0.0.0.0:30000) a worker also accepts direct links
 // from its peers, advertised as HEARTH_ADVERTISE (what the outside dials, e.g.
-// a router's forwarded port); worker LOCAL_RANK uses port + LOCAL_RANK. The
-// path to each peer ("self", "direct" or "relay") is logged once joined.
+// a router's forwarded port); worker LOCAL_RANK uses port + LOCAL_RANK.
+// HEARTH_LANE_PORT (e.g. 31000, + LOCAL_RANK too) fixes the port of the bulk
+// lanes of plaintext direct links (default: one the kernel picks), for
+// routers that forward only chosen ports. The path to each peer ("self",
+// "direct" or "relay") is logged once joined.
 //
 // Gloo binds to 127.0.0.1 when MASTER_ADDR is a loopback address, to
 // HEARTH_GLOO_HOST when that is set, else to the host name's address

@@ -193,6 +193,12 @@ struct ZmqMeshOptions {
   // link; where it cannot be reached (e.g. only the ZeroMQ port is forwarded)
   // the link carries everything over ZeroMQ. false: never (for comparison).
   bool bulkLanes = true;
+  // The port the bulk-lane listener binds (on the direct-link listener's
+  // host) and offers: 0, the kernel picks one (fine on a LAN, or where the
+  // router forwards every port). Behind a router that forwards only chosen
+  // ports, forward this one too, to the same port number; where it cannot be
+  // bound (in use), links carry DATA over ZeroMQ alone (logged).
+  int lanePort = 0;
   // A bulk lane between two ranks on one host does not pace: where the
   // system's congestion control is BBR, such a lane uses cubic (else reno);
   // lanes to other hosts keep BBR (see BulkLane::dial in
