@@ -452,10 +452,12 @@ std::vector<zmq::message_t> replyWithin(zmq::socket_t& socket, Millis patience) 
 // Rank 0 listens on a free loopback port known in advance (so that a
 // hand-made socket can dial it too) and logs into `lines`; rank 1 dials it.
 struct ListenerAndDialer {
-  explicit ListenerAndDialer(bool lanes = true, bool crossMemoryLanes = true)
-      : bulkLanes(lanes), crossMemory(crossMemoryLanes) {}
+  explicit ListenerAndDialer(bool lanes = true, bool crossMemoryLanes = true,
+                             int listenerLanePort = 0)
+      : bulkLanes(lanes), crossMemory(crossMemoryLanes), lanePort(listenerLanePort) {}
   bool bulkLanes;    // ZmqMeshOptions::bulkLanes of both nodes
   bool crossMemory;  // ZmqMeshOptions::crossMemoryLanes of both nodes
+  int lanePort;      // ZmqMeshOptions::lanePort of the listening node
   std::string endpoint = freeLoopbackEndpoint();
   std::unique_ptr<ZmqRelay> relay = startRelay(2);
   std::mutex linesMu;
@@ -477,6 +479,7 @@ struct ListenerAndDialer {
     };
     listening.bulkLanes = bulkLanes;
     listening.crossMemoryLanes = crossMemory;
+    listening.lanePort = lanePort;
     auto dialing = nodeOptions(*relay, "");
     dialing.bulkLanes = bulkLanes;
     dialing.crossMemoryLanes = crossMemory;
@@ -619,6 +622,39 @@ TEST(ZmqDirect, BulkLanesCarryDirectDataAndCanBeTurnedOff) {
     EXPECT_FALSE(run.logged("refused"));
     EXPECT_EQ(run.logged("bulk lane"), lanes);
   }
+}
+
+// A fixed lane port (for routers that forward chosen ports) is the one
+// offered; one already taken leaves the link on ZeroMQ, which still works.
+TEST(ZmqDirect, BulkLanesListenOnTheChosenPortOrNotAtAll) {
+  const int port = std::stoi(
+      ListenerAndDialer::freeLoopbackEndpoint().substr(std::string("tcp://127.0.0.1:").size()));
+  {
+    ListenerAndDialer run(true, true, port);
+    ASSERT_TRUE(run.logsWithin("bulk lane to rank 1 up (accepted)", Millis(3000)));
+    // The port is the lane listener's: a connection there is read as a lane.
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(static_cast<std::uint16_t>(port));
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+    std::uint8_t hello[32] = {'h', 'e', 'a', 'r', 't', 'h', 'L', '1', 1};
+    ASSERT_EQ(::send(fd, hello, sizeof hello, 0), 32);
+    EXPECT_TRUE(run.logsWithin("refused a bulk lane connection claiming rank 1", kLong));
+    ::close(fd);
+  }
+  zmq::context_t ctx;
+  zmq::socket_t squatter(ctx, zmq::socket_type::router);
+  squatter.set(zmq::sockopt::linger, 0);
+  squatter.bind("tcp://127.0.0.1:" + std::to_string(port));
+  ListenerAndDialer run(true, true, port);
+  EXPECT_TRUE(
+      run.logsWithin("no bulk lanes (bind/listen on port " + std::to_string(port), Millis(3000)));
+  run.ranks[1]->send(0, 3, numbered(7), kLong);
+  EXPECT_EQ(numberOf(run.ranks[0]->recv(1, 3, kLong)), 7u);
+  EXPECT_EQ(run.ranks[1]->pathTo(0), "direct");
+  EXPECT_EQ(run.relay->stats().forwarded, 0u);
 }
 
 TEST(ZmqDirect, ALaneConnectionWithoutTheOfferedKeyIsRefused) {
