@@ -624,6 +624,21 @@ TEST(ZmqDirect, BulkLanesCarryDirectDataAndCanBeTurnedOff) {
   }
 }
 
+// A lane connection to rank 0's lane port claiming rank 1 with a key it was
+// never offered (all zero) is refused and logged.
+void forgedLaneIsRefused(ListenerAndDialer& run, int lanePort) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<std::uint16_t>(lanePort));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  std::uint8_t hello[32] = {'h', 'e', 'a', 'r', 't', 'h', 'L', '1', 1};  // rank 1, key all zero
+  ASSERT_EQ(::send(fd, hello, sizeof hello, 0), 32);
+  EXPECT_TRUE(run.logsWithin("refused a bulk lane connection claiming rank 1", kLong));
+  ::close(fd);
+}
+
 // A fixed lane port (for routers that forward chosen ports) is the one
 // offered; one already taken leaves the link on ZeroMQ, which still works.
 TEST(ZmqDirect, BulkLanesListenOnTheChosenPortOrNotAtAll) {
@@ -633,16 +648,7 @@ TEST(ZmqDirect, BulkLanesListenOnTheChosenPortOrNotAtAll) {
     ListenerAndDialer run(true, true, port);
     ASSERT_TRUE(run.logsWithin("bulk lane to rank 1 up (accepted)", Millis(3000)));
     // The port is the lane listener's: a connection there is read as a lane.
-    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(static_cast<std::uint16_t>(port));
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
-    std::uint8_t hello[32] = {'h', 'e', 'a', 'r', 't', 'h', 'L', '1', 1};
-    ASSERT_EQ(::send(fd, hello, sizeof hello, 0), 32);
-    EXPECT_TRUE(run.logsWithin("refused a bulk lane connection claiming rank 1", kLong));
-    ::close(fd);
+    forgedLaneIsRefused(run, port);
   }
   zmq::context_t ctx;
   zmq::socket_t squatter(ctx, zmq::socket_type::router);
@@ -675,16 +681,7 @@ TEST(ZmqDirect, ALaneConnectionWithoutTheOfferedKeyIsRefused) {
     if (header[1] == 16) lanePort = header[2] | (header[3] << 8);  // LANE_OFFER
   }
   ASSERT_GT(lanePort, 0);
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<std::uint16_t>(lanePort));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
-  std::uint8_t hello[32] = {'h', 'e', 'a', 'r', 't', 'h', 'L', '1', 1};  // rank 1, key all zero
-  ASSERT_EQ(::send(fd, hello, sizeof hello, 0), 32);
-  EXPECT_TRUE(run.logsWithin("refused a bulk lane connection claiming rank 1", kLong));
-  ::close(fd);
+  forgedLaneIsRefused(run, lanePort);
   // The real rank 1 still reaches rank 0.
   ranks[1]->send(0, 3, numbered(42), kLong);
   EXPECT_EQ(numberOf(ranks[0]->recv(1, 3, kLong)), 42u);
