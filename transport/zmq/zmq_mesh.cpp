@@ -1889,6 +1889,10 @@ class Core {
       for (std::size_t k = 0; k < dialerOf.size(); ++k) {
         const int p = dialerOf[k];
         Link& link = io.links[p];
+        // Only sockets zmq_poll found readable (it looks at each socket's
+        // queue before it sleeps): a busy round does not visit idle links.
+        const zmq::pollitem_t* polled = &items[dialersAt + 2 * k];
+        if (!((polled[0].revents | polled[1].revents) & ZMQ_POLLIN)) continue;
         for (int i = 0; i < 256 && link.socket; ++i) {
           std::vector<zmq::message_t> frames;
           if (!zmq::recv_multipart(*link.socket, std::back_inserter(frames),
