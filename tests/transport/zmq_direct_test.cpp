@@ -23,6 +23,7 @@
 #include <thread>
 #include <vector>
 
+#include "cross_memory.h"
 #include "hearth/transport/curve_keys.h"
 #include "hearth/transport/mesh_collectives.h"
 #include "hearth/transport/zmq_mesh.h"
@@ -764,6 +765,8 @@ TEST(ZmqZeroCopy, IsendFromLendsTheBufferOnlyUntilItsRequestIsDone) {
 // the sender's memory arrive intact, nothing goes through the relay, no
 // link breaks; turned off, the lanes carry bytes.
 TEST(ZmqZeroCopy, CrossMemoryLanesCarryLargeMessagesAndCanBeTurnedOff) {
+  std::string whyNot;
+  if (!zmqlane::crossMemoryReadsPermitted(&whyNot)) GTEST_SKIP() << whyNot;
   for (const bool crossMemory : {true, false}) {
     SCOPED_TRACE(crossMemory ? "cross-memory on" : "cross-memory off");
     ListenerAndDialer run(true, crossMemory);
@@ -797,6 +800,8 @@ TEST(ZmqZeroCopy, CrossMemoryLanesCarryLargeMessagesAndCanBeTurnedOff) {
 // and once, in order (a read that catches a body taken back fails its fence
 // check, and the frame goes again as a copy).
 TEST(ZmqZeroCopy, LentSendsTakenBackDuringACrossMemoryReadArriveIntactOnce) {
+  std::string whyNot;
+  if (!zmqlane::crossMemoryReadsPermitted(&whyNot)) GTEST_SKIP() << whyNot;
   ListenerAndDialer run;
   ASSERT_TRUE(run.logsWithin("cross-memory reads", Millis(3000)));
   auto& ranks = run.ranks;

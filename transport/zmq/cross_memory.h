@@ -37,6 +37,11 @@ namespace zmqlane {
 bool readProcessMemory(std::int64_t pid, std::uint64_t from, void* into, std::size_t size,
                        std::string* why);
 
+// Whether this process may read memory this way at all (a read of its own
+// memory: only a seccomp filter, e.g. a container's default, forbids that).
+// False and why if not.
+bool crossMemoryReadsPermitted(std::string* why);
+
 // A live fence: the word at `address` holds `value` until revoked.
 struct Fence {
   std::size_t slot;
