@@ -196,7 +196,11 @@ class Mesh {
   // request finished, which (unlike isend) covers the backend's last use of
   // them: wait() may copy what the peer has not acknowledged yet so as to
   // finish, and cancel() or destroying the request does so and waits for it
-  // (the message is still delivered). Here: a copy, then isend.
+  // (the message is still delivered). Where the peer reads the bytes
+  // straight out of this process (zmq: cross-memory lanes between processes
+  // of one host), wait() instead lasts until the peer acknowledged them, at
+  // most its timeout (false then, like any pending request) or until the
+  // peer is lost. Here: a copy, then isend.
   virtual std::unique_ptr<MeshRequest> isendFrom(int peer, MeshTag tag, const std::uint8_t* data,
                                                  std::size_t size) {
     return isend(peer, tag, MeshBytes(data, data + size));
