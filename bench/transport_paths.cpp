@@ -381,6 +381,12 @@ void runTransportPaths(Context& ctx, Collectives* gloo, const PathsConfig& confi
     if (rank == 0) printP2p(kib, bytes, count, paths, trip, stream);
   }
   if (fd >= 0) ::close(fd);
+  if (rank == 0 && world > 1) {
+    std::printf("what carries DATA from rank 0 to rank 1 (zmqLaneTo):");
+    for (const Path& path : paths)
+      std::printf(" %s=%s", path.name, zmqLaneTo(*path.mesh, 1).c_str());
+    std::printf("\n");
+  }
 
   MeshCollectivesOptions collOptions;
   if (config.chunkKib > 0) collOptions.chunkBytes = config.chunkKib * 1024;

@@ -25,6 +25,7 @@
 
 #include "cross_memory.h"
 #include "hearth/transport/curve_keys.h"
+#include "hearth/transport/inproc_mesh.h"
 #include "hearth/transport/mesh_collectives.h"
 #include "hearth/transport/zmq_mesh.h"
 #include "hearth/transport/zmq_relay.h"
@@ -601,6 +602,16 @@ MeshBackend zmqDirectBackend() {
 INSTANTIATE_TEST_SUITE_P(ZmqDirect, MeshConformance, ::testing::Values(zmqDirectBackend()),
                          meshBackendName);
 
+// Whether zmqLaneTo(mesh, peer) says `kind` within a few seconds (lanes and
+// their cross-memory set-up come up shortly after the links).
+bool laneBecomes(const Mesh& mesh, int peer, const std::string& kind) {
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (zmqLaneTo(mesh, peer) != kind && std::chrono::steady_clock::now() < until) {
+    std::this_thread::sleep_for(Millis(5));
+  }
+  return zmqLaneTo(mesh, peer) == kind;
+}
+
 TEST(ZmqDirect, BulkLanesCarryDirectDataAndCanBeTurnedOff) {
   for (const bool lanes : {true, false}) {
     SCOPED_TRACE(lanes ? "bulk lanes on" : "bulk lanes off");
@@ -622,7 +633,15 @@ TEST(ZmqDirect, BulkLanesCarryDirectDataAndCanBeTurnedOff) {
     EXPECT_EQ(run.relay->stats().forwarded, 0u) << "direct traffic went through the relay";
     EXPECT_FALSE(run.logged("refused"));
     EXPECT_EQ(run.logged("bulk lane"), lanes);
+    std::string whyNot;
+    const bool crossMemory = zmqlane::crossMemoryReadsPermitted(&whyNot);
+    EXPECT_TRUE(laneBecomes(*ranks[0], 1,
+                            !lanes        ? "none"
+                            : crossMemory ? "cross-memory"
+                                          : "bytes"));
   }
+  const InprocMeshGroup inproc = makeInprocMesh(2);
+  EXPECT_THROW(zmqLaneTo(*inproc.ranks[0], 1), MeshUsageError);
 }
 
 // A lane connection to rank 0's lane port claiming rank 1 with a key it was
@@ -794,6 +813,8 @@ TEST(ZmqZeroCopy, CrossMemoryLanesCarryLargeMessagesAndCanBeTurnedOff) {
     EXPECT_EQ(run.relay->stats().forwarded, 0u) << "direct traffic went through the relay";
     EXPECT_FALSE(run.logged(" down"));
     EXPECT_EQ(run.logged("cross-memory"), crossMemory);
+    const std::string kind = crossMemory ? "cross-memory" : "bytes";
+    for (int r : {0, 1}) EXPECT_TRUE(laneBecomes(*ranks[r], 1 - r, kind)) << "rank " << r;
   }
 }
 

@@ -236,6 +236,7 @@ struct Io {
   std::unique_ptr<zmqwire::SocketMonitor> listenerMonitor;
   std::unique_ptr<zmq::socket_t> zap;                   // the listener's ZAP handler (CURVE only)
   std::unique_ptr<zmqlane::LaneListener> laneListener;  // bulk lanes (plaintext links only)
+  std::map<int, std::string> laneKinds;  // what laneTo_ says, to update it only on changes
   std::shared_ptr<zmqlane::BufferPool> lanePool = zmqlane::BufferPool::create(kLanePoolBytes);
   std::vector<Link> links;  // per peer rank
   std::map<std::string, int> byIdentity;
@@ -291,6 +292,12 @@ class Core {
     std::lock_guard<std::mutex> lock(mu_);
     if (peer == rank_) return "self";
     return directUp_[peer] ? "direct" : "relay";
+  }
+  // zmqLaneTo (zmq_mesh.h).
+  std::string laneTo(int peer) {
+    std::lock_guard<std::mutex> lock(mu_);
+    const auto it = laneTo_.find(peer);
+    return it == laneTo_.end() ? "none" : it->second;
   }
 
   // ---- test hooks (zmq_mesh.h, namespace zmqtesting) ----
@@ -831,6 +838,19 @@ class Core {
     }
   }
 
+  // What carries DATA to p now, for laneTo(): kept under mu_ when it changes.
+  void noteLaneKind(Io& io, int p) {
+    const Link& link = io.links[p];
+    const char* kind = !link.lane || !link.lane->connected() ? "none"
+                       : link.lane->sendsRemote()            ? "cross-memory"
+                                                             : "bytes";
+    std::string& seen = io.laneKinds[p];
+    if (seen == kind) return;
+    seen = kind;
+    std::lock_guard<std::mutex> lock(mu_);
+    laneTo_[p] = kind;
+  }
+
   // Connects, writes and reads every lane; a lane that fails takes its
   // link down with it (its frames go through the relay), except a dialer's
   // lane that never connected: then the link just keeps using ZeroMQ.
@@ -838,6 +858,7 @@ class Core {
     if (io.laneListener) acceptLanes(io);
     for (int p = 0; p < static_cast<int>(io.links.size()); ++p) {
       Link& link = io.links[p];
+      noteLaneKind(io, p);
       if (!link.lane) continue;
       std::string why;
       if (!link.lane->connected()) {
@@ -2332,9 +2353,10 @@ class Core {
   std::vector<int> replaced_;  // ranks taken by new nodes, for applyReplacements
   std::vector<bool> alive_;
   std::vector<std::string> lostReason_;
-  std::vector<bool> directUp_;    // pathTo: the direct link to that peer is up
-  std::vector<bool> hadDirect_;   // a direct link to that peer was up at some point
-  std::vector<Inbound> inbound_;  // per sender
+  std::vector<bool> directUp_;         // pathTo: the direct link to that peer is up
+  std::map<int, std::string> laneTo_;  // laneTo: what carries DATA to a peer (absent: none)
+  std::vector<bool> hadDirect_;        // a direct link to that peer was up at some point
+  std::vector<Inbound> inbound_;       // per sender
   std::vector<std::optional<Placement>> placing_;  // per sender (LaneDelivery)
   std::atomic<bool> endLoansWanted_{false};        // detachLoans to run (endLoans)
   std::map<int, std::uint64_t> skipSeq_;           // test hook: sequence numbers to skip per peer
@@ -2466,6 +2488,10 @@ class ZmqMesh : public Mesh {
     core_->checkRank(peer, "pathTo");
     return core_->pathTo(peer);
   }
+  std::string laneTo(int peer) const {
+    core_->checkRank(peer, "zmqLaneTo");
+    return core_->laneTo(peer);
+  }
   Core& core() { return *core_; }
 
   std::unique_ptr<MeshRequest> isend(int peer, MeshTag tag, MeshBytes bytes) override {
@@ -2562,6 +2588,12 @@ std::unique_ptr<Mesh> connectZmqMesh(const ZmqMeshOptions& options) {
   mesh->waitJoined();  // on failure the destructor aborts and joins the I/O thread
   if (firstMesh && mesh->rank() == 0) mesh->core().log(mallocDecision);  // once per run is enough
   return mesh;
+}
+
+std::string zmqLaneTo(const Mesh& mesh, int peer) {
+  const auto* zmq = dynamic_cast<const ZmqMesh*>(&mesh);
+  if (zmq == nullptr) throw MeshUsageError(-1, "zmqLaneTo: not a zmq mesh");
+  return zmq->laneTo(peer);
 }
 
 namespace zmqtesting {

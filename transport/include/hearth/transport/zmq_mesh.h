@@ -221,6 +221,13 @@ struct ZmqMeshOptions {
 // Joins the run at options.relayEndpoint; see the contract above.
 std::unique_ptr<Mesh> connectZmqMesh(const ZmqMeshOptions& options);
 
+// What carries DATA from `mesh` to `peer` now: "none" (no direct link, or a
+// direct link over ZeroMQ alone), "bytes" (the link's bulk lane) or
+// "cross-memory" (a bulk lane whose bodies the peer reads out of this
+// process). Lanes come up shortly after their links. Throws MeshUsageError
+// for a Mesh that is not zmq or a rank out of range.
+std::string zmqLaneTo(const Mesh& mesh, int peer);
+
 // Test hooks (tests only). Throw MeshUsageError for a Mesh that is not zmq.
 namespace zmqtesting {
 // Closes every direct link of `mesh` and its listener, as if the network path
