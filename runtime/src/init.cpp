@@ -103,6 +103,9 @@ std::shared_ptr<Collectives> connectHearth(const LaunchEnv& env, const InitOptio
   // LOCAL_RANK uses port + LOCAL_RANK of both.
   mesh.listenEndpoint = offsetPort(withScheme(envOr("", "HEARTH_LISTEN")), env.localRank);
   mesh.advertiseEndpoint = offsetPort(withScheme(envOr("", "HEARTH_ADVERTISE")), env.localRank);
+  // Workers of one host link over loopback (cross-memory lanes between them)
+  // unless HEARTH_SAME_HOST_LINKS=0.
+  mesh.sameHostLinks = envOr("", "HEARTH_SAME_HOST_LINKS") != "0";
   // Bulk lanes' port (ZmqMeshOptions::lanePort), also + LOCAL_RANK.
   const std::string lanePort = envOr("", "HEARTH_LANE_PORT");
   if (!lanePort.empty()) {

@@ -30,12 +30,15 @@ int main(int argc, char** argv) {
   }
   const std::string key(32, 'k');
   const std::string nonce(16, 'n');
-  std::vector<DirectoryEntry> directory{{"tcp://127.0.0.1:30000", key}, {"", ""}, {"", key}};
+  std::vector<DirectoryEntry> directory{{"tcp://127.0.0.1:30000", key, "", ""},
+                                        {"", "", "tcp://127.0.0.1:30001", "boot/4026531992"},
+                                        {"", key, "", ""}};
   std::vector<std::string> seeds;
   seeds.push_back(frame(HeaderWriter(Type::kHello).i32(-1).u64(kNewNode).message()) + frame("run") +
-                  frame("token") + frame("tcp://10.0.0.1:5") + frame(key));
+                  frame("token") + frame("tcp://10.0.0.1:5") + frame(key) +
+                  frame("tcp://127.0.0.1:5") + frame("boot/4026531992"));
   seeds.push_back(frame(HeaderWriter(Type::kHello).i32(2).u64(3).message()) + frame("run") +
-                  frame("token") + frame("") + frame(""));
+                  frame("token") + frame("") + frame("") + frame("") + frame(""));
   seeds.push_back(frame(HeaderWriter(Type::kWelcome).i32(1).i32(3).u64(2).message()));
   seeds.push_back(frame(HeaderWriter(Type::kReject).message()) + frame("bad join token"));
   seeds.push_back(frame(HeaderWriter(Type::kMembership).u64(4).i32(3).message()) +

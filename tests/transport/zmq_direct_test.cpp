@@ -878,6 +878,50 @@ void exactAllreduceEverywhere(std::vector<std::unique_ptr<MeshCollectives>>& col
   for (auto& run : runs) run.get();
 }
 
+// sameHostLinks: members of one host link over loopback although none
+// listens for the relay (all behind NAT, say): ranks 0 and 1 share a host
+// identity, rank 2 claims another host and rank 3 has the option off. Only
+// the 0-1 pair goes direct (plaintext: with a cross-memory lane where
+// permitted; CURVE: encrypted, no lane); every other pair stays relayed; an
+// allreduce over all four is exact.
+void membersOfOneHostLinkOverLoopback(bool curve) {
+  TempKeys keys;
+  auto relay = startRelay(4, curve ? keys.relayKeyFile() : "");
+  std::vector<ZmqMeshOptions> options;
+  for (int r = 0; r < 4; ++r) {
+    options.push_back(nodeOptions(*relay, ""));
+    options.back().sameHostLinks = r != 3;
+    options.back().hostIdentity = r == 2 ? "another-host" : "";  // "": this host's
+  }
+  auto ranks = joinAll(options);
+  EXPECT_EQ(ranks[0]->pathTo(1), "direct");
+  EXPECT_EQ(ranks[1]->pathTo(0), "direct");
+  for (int a = 0; a < 4; ++a) {
+    for (int b = 0; b < 4; ++b) {
+      if (a == b || (a < 2 && b < 2)) continue;
+      EXPECT_EQ(ranks[a]->pathTo(b), "relay") << a << " -> " << b;
+    }
+  }
+  exchangeInOrder(*ranks[0], *ranks[1], 1, 10);
+  exchangeInOrder(*ranks[1], *ranks[0], 1, 10);
+  EXPECT_EQ(relay->stats().forwarded, 0u) << "the same-host pair went through the relay";
+  std::string whyNot;
+  const bool crossMemory = zmqlane::crossMemoryReadsPermitted(&whyNot);
+  EXPECT_TRUE(laneBecomes(*ranks[0], 1, curve ? "none" : crossMemory ? "cross-memory" : "bytes"));
+  EXPECT_EQ(zmqLaneTo(*ranks[0], 2), "none");
+  std::vector<std::unique_ptr<MeshCollectives>> colls;
+  for (auto& m : ranks) colls.push_back(makeMeshCollectives(std::shared_ptr<Mesh>(std::move(m))));
+  exactAllreduceEverywhere(colls, 1000003);
+}
+
+TEST(ZmqDirect, MembersOfOneHostLinkOverLoopbackWithoutListening) {
+  membersOfOneHostLinkOverLoopback(false);
+}
+
+TEST(ZmqDirect, MembersOfOneHostLinkOverLoopbackWithCurve) {
+  membersOfOneHostLinkOverLoopback(true);
+}
+
 TEST(ZmqZeroCopy, RingAllreduceOverBulkLanesIsExactAndSurvivesABrokenLink) {
   auto relay = startRelay(3);
   auto ranks = joinAll({nodeOptions(*relay), nodeOptions(*relay), nodeOptions(*relay)});

@@ -100,14 +100,16 @@ std::vector<zmq::message_t> recvFrames(zmq::socket_t& s, Millis timeout) {
   return frames;
 }
 
-// HELLO (version 4, type 1, requested rank -1, a new node; no advertised
-// endpoint, no key).
+// HELLO (type 1, requested rank -1, a new node; no advertised endpoint, no
+// key, no same-host endpoint, no host identity).
 std::vector<zmq::message_t> hello(const std::string& run, const std::string& token) {
   std::vector<zmq::message_t> f;
   f.push_back(header(
       {kWireVersion, 1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}));
   f.push_back(str(run));
   f.push_back(str(token));
+  f.push_back(str(""));
+  f.push_back(str(""));
   f.push_back(str(""));
   f.push_back(str(""));
   return f;
@@ -227,7 +229,7 @@ TEST(ZmqRelay, MalformedFramesAreDroppedAndTheRelayKeepsServing) {
   };
   hostile.push_back(one(header({})));                   // empty header
   hostile.push_back(one(header({3})));                  // too short
-  hostile.push_back(one(header({9, 6})));               // unknown version, PING
+  hostile.push_back(one(header({200, 6})));             // unknown version, PING
   hostile.push_back(one(header({1, 6})));               // version 1 (before direct links), PING
   hostile.push_back(one(header({2, 6})));               // version 2 (before re-admission), PING
   hostile.push_back(one(header({kWireVersion, 200})));  // unknown type
@@ -446,7 +448,7 @@ void admitRankZeroOfTwo(zmq::socket_t& fake, const std::string& id) {
   f.push_back(str(id));
   f.push_back(header({kWireVersion, 4, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0}));
   f.push_back(header({1, 1}));
-  f.push_back(header({0, 0, 0, 0, 0, 0}));
+  f.push_back(zmq::message_t(std::string(12, '\0')));  // directory: 2 empty entries
   f.push_back(zmq::message_t(std::string(16, '\0')));  // incarnations: 0, 0
   zmq::send_multipart(fake, f);
 }
@@ -470,7 +472,7 @@ TEST(ZmqRelayRestart, RejoiningNodeResendsAndFencesWhatItSentThroughTheOldRelay)
   options.log = [](const std::string&) {};
   auto node = std::async(std::launch::async, [options] { return connectZmqMesh(options); });
   auto hi = recvNonPing(*fake, kLong);
-  ASSERT_EQ(hi.size(), 6u);
+  ASSERT_EQ(hi.size(), 8u);
   admitRankZeroOfTwo(*fake, hi[0].to_string());
   auto mesh = node.get();
   mesh->send(1, 3, bytesOf("swallowed"), kLong);
@@ -485,7 +487,7 @@ TEST(ZmqRelayRestart, RejoiningNodeResendsAndFencesWhatItSentThroughTheOldRelay)
   fake->set(zmq::sockopt::linger, 0);
   fake->bind(endpoint);
   auto again = recvNonPing(*fake, kLong);
-  ASSERT_EQ(again.size(), 6u);
+  ASSERT_EQ(again.size(), 8u);
   const auto* h = static_cast<const std::uint8_t*>(again[1].data());
   EXPECT_EQ(h[1], 1);  // HELLO
   EXPECT_EQ(h[2] | h[3] | h[4] | h[5], 0) << "not re-joining as rank 0";
@@ -525,7 +527,7 @@ void expectProtocolErrorAfter(std::vector<zmq::message_t> garbage, const std::st
   options.heartbeatTimeout = Millis(5000);
   auto node = std::async(std::launch::async, [options] { return connectZmqMesh(options); });
   auto hi = recvFrames(fake, kLong);
-  ASSERT_EQ(hi.size(), 6u);  // identity + HELLO's five frames
+  ASSERT_EQ(hi.size(), 8u);  // identity + HELLO's seven frames
   const std::string id = hi[0].to_string();
   admitRankZeroOfTwo(fake, id);
   auto mesh = node.get();

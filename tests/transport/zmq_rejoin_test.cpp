@@ -258,8 +258,7 @@ TEST(ZmqRejoin, FramesForTheLostNodeNeverReachItsReplacement) {
         header({kWireVersion, 1, 1, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}));
     f.push_back(zmq::message_t(std::string(kRun)));
     f.push_back(zmq::message_t(std::string(kToken)));
-    f.emplace_back();
-    f.emplace_back();
+    for (int i = 0; i < 4; ++i) f.emplace_back();  // endpoint, key, same-host endpoint, host
     zmq::send_multipart(s, f);
   };
   zmq::socket_t old(ctx, zmq::socket_type::dealer);

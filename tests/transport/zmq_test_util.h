@@ -76,7 +76,7 @@ inline std::uint64_t forwardedOnceAtLeast(const ZmqRelay& relay, std::uint64_t e
 
 // The protocol version the tests' hand-written frames speak
 // (docs/transport_protocol.md; transport/zmq/zmq_wire.h must agree).
-constexpr std::uint8_t kWireVersion = 8;
+constexpr std::uint8_t kWireVersion = 9;
 
 // A frame of raw bytes, e.g. a header written by hand: {kWireVersion, type, ...}.
 inline zmq::message_t header(std::initializer_list<std::uint8_t> bytes) {

@@ -34,6 +34,7 @@
 #include "bulk_lane.h"
 #include "hearth/transport/curve_keys.h"
 #include "message_buffer_malloc.h"
+#include "same_host.h"
 #include "zmq_monitor.h"
 #include "zmq_wire.h"
 
@@ -216,6 +217,7 @@ struct Link {
   std::unique_ptr<zmqlane::BulkLane> lane;
   std::optional<zmqlane::LaneKey> laneKey;
   Clock::time_point laneDeadline;
+  std::string endpoint;  // dialer: what it dials (the peer's advertised or same-host one)
 };
 
 // A dialer dials a failed link again after kFirstRedial, then after twice the
@@ -231,7 +233,8 @@ struct Io {
   zmq::socket_t relay;  // replaced by a fresh socket for each reconnect
   zmqwire::SocketMonitor relayMonitor;
   int relayConnections = 0;
-  std::string advertised;                   // the endpoint sent in HELLO ("" without a listener)
+  std::string advertised;  // the endpoint sent in HELLO ("" without a listener)
+  std::string sameHost;    // where members on this host may dial (HELLO; "" without)
   std::unique_ptr<zmq::socket_t> listener;  // ROUTER for direct links (optional)
   std::unique_ptr<zmqwire::SocketMonitor> listenerMonitor;
   std::unique_ptr<zmq::socket_t> zap;                   // the listener's ZAP handler (CURVE only)
@@ -267,6 +270,10 @@ class Core {
  public:
   Core(ZmqMeshOptions options, CurveKeyPair nodeKeys)
       : options_(std::move(options)), nodeKeys_(std::move(nodeKeys)) {
+    if (options_.sameHostLinks) {
+      hostIdentity_ =
+          options_.hostIdentity.empty() ? zmqhost::thisHostIdentity() : options_.hostIdentity;
+    }
     eventFd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (eventFd_ < 0) throw MeshAborted(-1, "zmq mesh: eventfd failed");
   }
@@ -519,11 +526,22 @@ class Core {
   bool setUp(Io& io) {
     if (!options_.listenEndpoint.empty()) {
       std::string why;
-      if (!setUpListener(io, &io.advertised, &why)) {
+      if (!setUpListener(io, options_.listenEndpoint, &io.advertised, &why)) {
         std::lock_guard<std::mutex> lock(mu_);
         failJoinLocked(std::make_exception_ptr(MeshUsageError(-1, "zmq mesh: " + why)));
         if (terminal_ == Terminal::kNone) setTerminalLocked(Terminal::kAborted, why);
         return false;
+      }
+    } else if (!hostIdentity_.empty()) {
+      // No listener asked for: one on loopback, for members on this host
+      // only (not advertised, not probed).
+      std::string why;
+      if (!setUpListener(io, zmqhost::kSameHostListen, nullptr, &why)) {
+        log("no direct links with members on this host (" + why + ")");
+        io.listener.reset();
+        io.listenerMonitor.reset();
+        io.zap.reset();
+        io.laneListener.reset();
       }
     }
     connectRelay(io, options_.requestedRank, zmqwire::kNewNode);
@@ -559,6 +577,8 @@ class Core {
     hello.emplace_back(options_.joinToken.data(), options_.joinToken.size());
     hello.emplace_back(io.advertised.data(), io.advertised.size());
     hello.emplace_back(key.data(), key.size());
+    hello.emplace_back(io.sameHost.data(), io.sameHost.size());
+    hello.emplace_back(hostIdentity_.data(), hostIdentity_.size());
     zmq::send_multipart(io.relay, hello, zmq::send_flags::dontwait);  // queued until connected
   }
 
@@ -714,7 +734,8 @@ class Core {
   // Binds the direct-link ROUTER (a CURVE server with this node's keypair
   // when CURVE is on, with a ZAP handler that records each client's key) and
   // resolves the endpoint to advertise.
-  bool setUpListener(Io& io, std::string* advertised, std::string* why) {
+  // `advertised` nullptr: a listener for members on this host only.
+  bool setUpListener(Io& io, const std::string& bindTo, std::string* advertised, std::string* why) {
     if (curve()) {
       // Bound before the listener: libzmq asks it about every CURVE handshake.
       io.zap = std::make_unique<zmq::socket_t>(io.context, zmq::socket_type::rep);
@@ -734,13 +755,18 @@ class Core {
     io.listenerMonitor =
         std::make_unique<zmqwire::SocketMonitor>(io.context, l, "listener", ZMQ_EVENT_DISCONNECTED);
     try {
-      l.bind(options_.listenEndpoint);
+      l.bind(bindTo);
     } catch (const zmq::error_t& e) {
-      *why = "cannot listen for direct links on " + options_.listenEndpoint + ": " + e.what();
+      *why = "cannot listen for direct links on " + bindTo + ": " + e.what();
       return false;
     }
-    *advertised = options_.advertiseEndpoint.empty() ? l.get(zmq::sockopt::last_endpoint)
-                                                     : options_.advertiseEndpoint;
+    const std::string bound = l.get(zmq::sockopt::last_endpoint);
+    if (!hostIdentity_.empty()) io.sameHost = zmqhost::sameHostEndpointOf(bound);
+    if (advertised == nullptr) {
+      openLaneListener(io, bound);
+      return true;
+    }
+    *advertised = options_.advertiseEndpoint.empty() ? bound : options_.advertiseEndpoint;
     if (!zmqwire::isDialableEndpoint(*advertised)) {
       *why = "the endpoint to advertise for direct links, '" + *advertised +
              "', is not a dialable tcp://HOST:PORT (set advertiseEndpoint / HEARTH_ADVERTISE)";
@@ -796,8 +822,8 @@ class Core {
     if (!lanesOn() || link.lane) return;
     zmqlane::LaneKey key;
     std::memcpy(key.data(), keyFrame.data(), key.size());
-    const std::string host = zmqlane::numericHostOf(directory_[p].endpoint);
-    std::string why = "the host of " + directory_[p].endpoint + " is not numeric";
+    const std::string host = zmqlane::numericHostOf(link.endpoint);
+    std::string why = "the host of " + link.endpoint + " is not numeric";
     if (!host.empty()) {
       link.lane = zmqlane::BulkLane::dial(host, port, rank_, key, options_.maxMessageBytes,
                                           io.lanePool, &why, laneOptions());
@@ -1365,7 +1391,17 @@ class Core {
     replayHeldHellos(io);
   }
 
-  // The path to p: if both ends passed the relay's probe, the lower rank
+  // Whether p is a member on this host that accepts same-host links (and so
+  // are we): same host identity, both with a same-host endpoint.
+  bool onThisHost(int p) const {
+    const auto& mine = directory_[rank_];
+    const auto& theirs = directory_[p];
+    return !hostIdentity_.empty() && theirs.host == hostIdentity_ && mine.host == hostIdentity_ &&
+           !theirs.local.empty() && !mine.local.empty();
+  }
+
+  // The path to p: two members on this host link over loopback (the lower
+  // rank dials); else if both ends passed the relay's probe, the lower rank
   // dials; if one did, the other dials it; else the pair stays relayed.
   // Also for a node that took a lost rank (applyReplacements): both ends
   // decide from the same MEMBERSHIP.
@@ -1380,7 +1416,12 @@ class Core {
     const bool meReachable = !directory_[rank_].endpoint.empty();
     const bool theyReachable = !entry.endpoint.empty();
     if (curve() && entry.key.empty()) return;
-    if (meReachable && theyReachable) {
+    link.endpoint = entry.endpoint;
+    if (onThisHost(p)) {
+      // Both on this host: over loopback, probe or not.
+      link.role = rank_ < p ? LinkRole::kDial : LinkRole::kAccept;
+      link.endpoint = entry.local;
+    } else if (meReachable && theyReachable) {
       link.role = rank_ < p ? LinkRole::kDial : LinkRole::kAccept;
     } else if (theyReachable) {
       link.role = LinkRole::kDial;
@@ -1417,7 +1458,7 @@ class Core {
         io.context, d, "direct-" + std::to_string(p),
         ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL |
             ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH);
-    d.connect(entry.endpoint);
+    d.connect(link.endpoint);
     std::vector<zmq::message_t> hello;
     hello.push_back(HeaderWriter(Type::kDirectHello).i32(rank_).u64(io.selfIncarnation).message());
     hello.emplace_back(options_.runId.data(), options_.runId.size());
@@ -1442,7 +1483,7 @@ class Core {
           directViolation(io, p, "unexpected DIRECT_WELCOME");
           return;
         }
-        linkUp(io, p, "dialed " + directory_[p].endpoint);
+        linkUp(io, p, "dialed " + link.endpoint);
         return;
       case Type::kLaneOffer:
         if (link.state != LinkState::kUp) {
@@ -1629,7 +1670,7 @@ class Core {
       link.identity.clear();
       return;
     }
-    linkUp(io, p, "accepted on " + directory_[rank_].endpoint);
+    linkUp(io, p, "accepted on " + (onThisHost(p) ? io.sameHost : directory_[rank_].endpoint));
     offerLane(io, p);
   }
 
@@ -1691,7 +1732,7 @@ class Core {
       }
       if (link.state == LinkState::kDown && link.retryAt && now >= *link.retryAt) {
         link.retryAt.reset();
-        log("dialing rank " + std::to_string(p) + " again at " + directory_[p].endpoint);
+        log("dialing rank " + std::to_string(p) + " again at " + link.endpoint);
         link.state = LinkState::kConnecting;
         link.deadline = now + options_.directConnectTimeout;
         dial(io, p);
@@ -2355,6 +2396,7 @@ class Core {
   std::vector<std::string> lostReason_;
   std::vector<bool> directUp_;         // pathTo: the direct link to that peer is up
   std::map<int, std::string> laneTo_;  // laneTo: what carries DATA to a peer (absent: none)
+  std::string hostIdentity_;           // sameHostLinks: this host's identity ("" : off)
   std::vector<bool> hadDirect_;        // a direct link to that peer was up at some point
   std::vector<Inbound> inbound_;       // per sender
   std::vector<std::optional<Placement>> placing_;  // per sender (LaneDelivery)

@@ -144,21 +144,32 @@ class ZmqRelay::Impl {
     Clock::time_point lastSeen;
     std::string advertised;  // the endpoint the node says it accepts direct links on
     std::string key;         // the node's raw CURVE public key (empty without CURVE)
+    std::string local;       // where members on its host may dial it (not probed)
+    std::string host;        // its host identity (empty: unknown)
     bool reachable = false;  // the probe of `advertised` succeeded
     // The relay epoch at which this rank's current node was admitted (0 for
     // the first world); a node that replaces a lost one gets a new value.
     std::uint64_t incarnation = 0;
   };
 
+  // Where a HELLO says its node accepts direct links.
+  struct NodeAddress {
+    std::string advertised;
+    std::string key;
+    std::string local;
+    std::string host;
+  };
+
   // A node takes `slot`: joined and alive from now, with what its HELLO said.
-  static void occupy(Slot& slot, const std::string& identity, const std::string& advertised,
-                     const std::string& key) {
+  static void occupy(Slot& slot, const std::string& identity, const NodeAddress& address) {
     slot.joined = true;
     slot.alive = true;
     slot.identity = identity;
     slot.lastSeen = Clock::now();
-    slot.advertised = advertised;
-    slot.key = key;
+    slot.advertised = address.advertised;
+    slot.key = address.key;
+    slot.local = address.local;
+    slot.host = address.host;
   }
 
   // An outside check of a node's advertised endpoint: a short-lived DEALER
@@ -352,11 +363,15 @@ class ZmqRelay::Impl {
       malformed(identity, "HELLO with an oversized run id or token");
       return;
     }
-    const std::string advertised = frames[4].to_string();
-    const std::string key = frames[5].to_string();
+    const NodeAddress address{frames[4].to_string(), frames[5].to_string(), frames[6].to_string(),
+                              frames[7].to_string()};
+    const std::string& advertised = address.advertised;
     if (advertised.size() > zmqwire::kMaxEndpointBytes ||
-        (!key.empty() && key.size() != zmqwire::kCurveKeyBytes)) {
-      malformed(identity, "HELLO with a malformed advertised endpoint or key");
+        (!address.key.empty() && address.key.size() != zmqwire::kCurveKeyBytes) ||
+        address.local.size() > zmqwire::kMaxEndpointBytes ||
+        (!address.local.empty() && !zmqwire::isDialableEndpoint(address.local)) ||
+        address.host.size() > zmqwire::kMaxHostIdentityBytes) {
+      malformed(identity, "HELLO with a malformed endpoint, key or host identity");
       return;
     }
     HeaderReader reader(frames[1]);
@@ -375,7 +390,7 @@ class ZmqRelay::Impl {
       return;
     }
     if (complete_) {
-      readmit(identity, requested, resume, advertised, key);
+      readmit(identity, requested, resume, address);
       return;
     }
     int rank = -1;
@@ -401,7 +416,7 @@ class ZmqRelay::Impl {
       }
     }
     Slot& slot = slots_[rank];
-    occupy(slot, identity, advertised, key);
+    occupy(slot, identity, address);
     // A node resuming after a relay restart keeps its incarnation; the epoch
     // moves past it, so that a later replacement gets a new value.
     slot.incarnation = resume == zmqwire::kNewNode ? epoch_ : resume;
@@ -429,7 +444,7 @@ class ZmqRelay::Impl {
   // increases, the rank gets a new incarnation and every member gets the new
   // MEMBERSHIP. A lost node cannot resume its old incarnation.
   void readmit(const std::string& identity, int requested, std::uint64_t resume,
-               const std::string& advertised, const std::string& key) {
+               const NodeAddress& address) {
     if (requested >= worldSize_) {
       reject(identity, "requested rank " + std::to_string(requested) + " is out of range [0, " +
                            std::to_string(worldSize_) + ")" +
@@ -460,7 +475,7 @@ class ZmqRelay::Impl {
     // sends is dropped as coming from a stranger.
     byIdentity_.erase(slot.identity);
     slot = Slot{};
-    occupy(slot, identity, advertised, key);
+    occupy(slot, identity, address);
     ++epoch_;
     slot.incarnation = epoch_;
     byIdentity_[identity] = rank;
@@ -478,7 +493,7 @@ class ZmqRelay::Impl {
     // Like a first-world node, a replacement with an endpoint is probed
     // first; the MEMBERSHIP that announces it (and lists the endpoint if it
     // passed) goes out when the probe is done (probeDone).
-    if (!advertised.empty()) {
+    if (!address.advertised.empty()) {
       startProbe(rank);
     } else {
       announceMembership();
@@ -665,6 +680,8 @@ class ZmqRelay::Impl {
       alive[p] = slots_[p].alive ? 1 : 0;
       if (slots_[p].reachable) directory[p].endpoint = slots_[p].advertised;
       if (!publicKey_.empty()) directory[p].key = slots_[p].key;
+      directory[p].local = slots_[p].local;
+      directory[p].host = slots_[p].host;
     }
     frames.emplace_back(alive.data(), alive.size());
     const std::string encoded = zmqwire::encodeDirectory(directory);

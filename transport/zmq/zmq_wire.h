@@ -16,7 +16,7 @@
 namespace hearth {
 namespace zmqwire {
 
-constexpr std::uint8_t kVersion = 8;
+constexpr std::uint8_t kVersion = 9;
 
 // The low `bytes` bytes of v at `at`, little-endian (every hearth header
 // field: relay protocol, MEMBERSHIP's incarnations, bulk lanes).
@@ -36,7 +36,8 @@ constexpr std::uint64_t kNewNode = ~std::uint64_t{0};
 enum class Type : std::uint8_t {
   kHello = 1,           // node -> relay: i32 requested rank, u64 resume incarnation
                         //   (kNewNode: a new node); frames: run id, join token,
-                        //   advertised endpoint (may be empty), node CURVE public key (0/32 bytes)
+                        //   advertised endpoint (may be empty), node CURVE public key (0/32 bytes),
+                        //   same-host endpoint (may be empty), host identity (may be empty)
   kWelcome = 2,         // relay -> node: i32 rank, i32 world size, u64 incarnation
   kReject = 3,          // relay -> node, listener -> dialer: frame: reason
   kMembership = 4,      // relay -> node: u64 epoch, i32 world size; frames: alive byte per rank,
@@ -69,7 +70,7 @@ constexpr std::size_t kLaneKeyBytes = 16;
 inline int expectedFrames(Type type) {
   switch (type) {
     case Type::kHello:
-      return 5;
+      return 7;
     case Type::kMembership:
       return 4;
     case Type::kDirectHello:
@@ -208,6 +209,8 @@ inline bool checkHeader(const zmq::message_t* frames, std::size_t count, Type* t
 constexpr std::size_t kMaxStringBytes = 4096;
 // Longest advertised endpoint; size of a probe nonce; of a raw CURVE key.
 constexpr std::size_t kMaxEndpointBytes = 256;
+// Host identities (HELLO, the directory): which members share a host.
+constexpr std::size_t kMaxHostIdentityBytes = 64;
 constexpr std::size_t kNonceBytes = 16;
 constexpr std::size_t kCurveKeyBytes = 32;
 
@@ -227,12 +230,17 @@ inline bool isDialableEndpoint(const std::string& endpoint) {
 }
 
 // MEMBERSHIP's directory: for each rank, where it accepts direct connections
-// (empty: it does not, or the relay could not reach it) and its raw CURVE
-// public key (empty without CURVE). Per rank: u16 endpoint length, endpoint,
-// u8 key length (0 or 32), key.
+// (empty: it does not, or the relay could not reach it), its raw CURVE
+// public key (empty without CURVE), where it accepts direct connections from
+// members on its own host (not probed; empty: it does not) and the identity
+// of that host (empty: unknown). Per rank: u16 endpoint length, endpoint, u8
+// key length (0 or 32), key, u16 same-host endpoint length, same-host
+// endpoint, u8 host identity length, host identity.
 struct DirectoryEntry {
   std::string endpoint;
   std::string key;
+  std::string local;
+  std::string host;
 };
 
 inline std::string encodeDirectory(const std::vector<DirectoryEntry>& entries) {
@@ -243,6 +251,11 @@ inline std::string encodeDirectory(const std::vector<DirectoryEntry>& entries) {
     out += e.endpoint;
     out += static_cast<char>(e.key.size());
     out += e.key;
+    out += static_cast<char>(e.local.size() & 0xff);
+    out += static_cast<char>(e.local.size() >> 8);
+    out += e.local;
+    out += static_cast<char>(e.host.size());
+    out += e.host;
   }
   return out;
 }
@@ -275,6 +288,29 @@ inline bool decodeDirectory(const zmq::message_t& frame, int worldSize,
     pos += keyLen;
     if (!(*entries)[r].endpoint.empty() && !isDialableEndpoint((*entries)[r].endpoint)) {
       *why = "directory endpoint of rank " + std::to_string(r) + " is not dialable";
+      return false;
+    }
+    if (pos + 2 > n) {
+      *why = "directory truncated at rank " + std::to_string(r) + "'s same-host endpoint";
+      return false;
+    }
+    const std::size_t localLen = p[pos] | (std::size_t{p[pos + 1]} << 8);
+    pos += 2;
+    if (localLen > kMaxEndpointBytes || pos + localLen + 1 > n) {
+      *why = "directory same-host endpoint of rank " + std::to_string(r) + " is malformed";
+      return false;
+    }
+    (*entries)[r].local.assign(reinterpret_cast<const char*>(p + pos), localLen);
+    pos += localLen;
+    const std::size_t hostLen = p[pos++];
+    if (hostLen > kMaxHostIdentityBytes || pos + hostLen > n) {
+      *why = "directory host identity of rank " + std::to_string(r) + " is malformed";
+      return false;
+    }
+    (*entries)[r].host.assign(reinterpret_cast<const char*>(p + pos), hostLen);
+    pos += hostLen;
+    if (!(*entries)[r].local.empty() && !isDialableEndpoint((*entries)[r].local)) {
+      *why = "directory same-host endpoint of rank " + std::to_string(r) + " is not dialable";
       return false;
     }
   }
@@ -349,11 +385,17 @@ inline bool parseMessage(const zmq::message_t* frames, std::size_t count, Parsed
       out->incarnation = reader.u64();
       if (!str(1, kMaxStringBytes, "run id") || !str(2, kMaxStringBytes, "join token") ||
           !str(3, kMaxEndpointBytes, "advertised endpoint") ||
-          !str(4, kCurveKeyBytes, "CURVE key")) {
+          !str(4, kCurveKeyBytes, "CURVE key") ||
+          !str(5, kMaxEndpointBytes, "same-host endpoint") ||
+          !str(6, kMaxHostIdentityBytes, "host identity")) {
         return false;
       }
       if (!out->strings[3].empty() && out->strings[3].size() != kCurveKeyBytes) {
         *why = "CURVE key of " + std::to_string(out->strings[3].size()) + " bytes";
+        return false;
+      }
+      if (!out->strings[4].empty() && !isDialableEndpoint(out->strings[4])) {
+        *why = "same-host endpoint '" + out->strings[4] + "' is not dialable";
         return false;
       }
       return true;

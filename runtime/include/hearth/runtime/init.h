@@ -16,8 +16,10 @@
 // a router's forwarded port); worker LOCAL_RANK uses port + LOCAL_RANK.
 // HEARTH_LANE_PORT (e.g. 31000, + LOCAL_RANK too) fixes the port of the bulk
 // lanes of plaintext direct links (default: one the kernel picks), for
-// routers that forward only chosen ports. The path to each peer ("self",
-// "direct" or "relay") is logged once joined.
+// routers that forward only chosen ports. Workers on one host (same boot and
+// network namespace) link directly over loopback, with cross-memory lanes
+// between them, whether or not they listen (HEARTH_SAME_HOST_LINKS=0: off).
+// The path to each peer ("self", "direct" or "relay") is logged once joined.
 //
 // Gloo binds to 127.0.0.1 when MASTER_ADDR is a loopback address, to
 // HEARTH_GLOO_HOST when that is set, else to the host name's address

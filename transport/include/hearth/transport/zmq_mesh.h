@@ -213,6 +213,19 @@ struct ZmqMeshOptions {
   // The sender keeps such a body until the peer acknowledges it: a lent send
   // (isendFrom) finishes on that ACK. false: lanes always carry bytes.
   bool crossMemoryLanes = true;
+  // Members on one host (same boot, same network namespace) link directly
+  // over loopback, whether or not the relay's probe reaches them: a node
+  // without listenEndpoint listens on 127.0.0.1 for them (not advertised,
+  // not probed); HELLO and MEMBERSHIP carry each node's host identity and
+  // same-host endpoint (docs/transport_protocol.md "Direct links"). For the
+  // workers of one multi-GPU machine, with cross-memory lanes between them.
+  // Off here (so a plain ZmqMeshOptions keeps unreachable nodes relayed, as
+  // the tests expect); hearth::init turns it on (HEARTH_SAME_HOST_LINKS=0:
+  // off).
+  bool sameHostLinks = false;
+  // This host's identity for sameHostLinks; empty: from the kernel (boot id
+  // and network namespace). Tests set it to make one process several hosts.
+  std::string hostIdentity;
   // Receives one line per event (direct link up/down, refused dialers,
   // frames lost with a link). Empty: lines go to stderr.
   std::function<void(const std::string&)> log;
