@@ -266,51 +266,40 @@ inline bool decodeDirectory(const zmq::message_t& frame, int worldSize,
   const std::size_t n = frame.size();
   std::size_t pos = 0;
   entries->assign(worldSize, DirectoryEntry{});
-  for (int r = 0; r < worldSize; ++r) {
-    if (pos + 2 > n) {
-      *why = "directory truncated at rank " + std::to_string(r);
+  // One length-prefixed field (u16 or u8 length) of rank r into `out`: at
+  // most `limit` bytes (a key: exactly 0 or kCurveKeyBytes), and an endpoint
+  // must be dialable.
+  enum class Field { kEndpoint, kKey, kHost };
+  auto read = [&](int r, Field field, const char* what, std::string* out) {
+    const std::size_t prefix = field == Field::kEndpoint ? 2 : 1;
+    if (pos + prefix > n) {
+      *why = "directory truncated at rank " + std::to_string(r) + "'s " + what;
       return false;
     }
-    const std::size_t len = p[pos] | (std::size_t{p[pos + 1]} << 8);
-    pos += 2;
-    if (len > kMaxEndpointBytes || pos + len + 1 > n) {
-      *why = "directory endpoint of rank " + std::to_string(r) + " is malformed";
+    const std::size_t len = prefix == 2 ? p[pos] | (std::size_t{p[pos + 1]} << 8) : p[pos];
+    pos += prefix;
+    const bool sizeOk = field == Field::kEndpoint ? len <= kMaxEndpointBytes
+                        : field == Field::kKey    ? len == 0 || len == kCurveKeyBytes
+                                                  : len <= kMaxHostIdentityBytes;
+    if (!sizeOk || pos + len > n) {
+      *why = std::string("directory ") + what + " of rank " + std::to_string(r) + " is malformed";
       return false;
     }
-    (*entries)[r].endpoint.assign(reinterpret_cast<const char*>(p + pos), len);
+    out->assign(reinterpret_cast<const char*>(p + pos), len);
     pos += len;
-    const std::size_t keyLen = p[pos++];
-    if ((keyLen != 0 && keyLen != kCurveKeyBytes) || pos + keyLen > n) {
-      *why = "directory key of rank " + std::to_string(r) + " is malformed";
+    if (field == Field::kEndpoint && !out->empty() && !isDialableEndpoint(*out)) {
+      *why =
+          std::string("directory ") + what + " of rank " + std::to_string(r) + " is not dialable";
       return false;
     }
-    (*entries)[r].key.assign(reinterpret_cast<const char*>(p + pos), keyLen);
-    pos += keyLen;
-    if (!(*entries)[r].endpoint.empty() && !isDialableEndpoint((*entries)[r].endpoint)) {
-      *why = "directory endpoint of rank " + std::to_string(r) + " is not dialable";
-      return false;
-    }
-    if (pos + 2 > n) {
-      *why = "directory truncated at rank " + std::to_string(r) + "'s same-host endpoint";
-      return false;
-    }
-    const std::size_t localLen = p[pos] | (std::size_t{p[pos + 1]} << 8);
-    pos += 2;
-    if (localLen > kMaxEndpointBytes || pos + localLen + 1 > n) {
-      *why = "directory same-host endpoint of rank " + std::to_string(r) + " is malformed";
-      return false;
-    }
-    (*entries)[r].local.assign(reinterpret_cast<const char*>(p + pos), localLen);
-    pos += localLen;
-    const std::size_t hostLen = p[pos++];
-    if (hostLen > kMaxHostIdentityBytes || pos + hostLen > n) {
-      *why = "directory host identity of rank " + std::to_string(r) + " is malformed";
-      return false;
-    }
-    (*entries)[r].host.assign(reinterpret_cast<const char*>(p + pos), hostLen);
-    pos += hostLen;
-    if (!(*entries)[r].local.empty() && !isDialableEndpoint((*entries)[r].local)) {
-      *why = "directory same-host endpoint of rank " + std::to_string(r) + " is not dialable";
+    return true;
+  };
+  for (int r = 0; r < worldSize; ++r) {
+    DirectoryEntry& e = (*entries)[r];
+    if (!read(r, Field::kEndpoint, "endpoint", &e.endpoint) ||
+        !read(r, Field::kKey, "key", &e.key) ||
+        !read(r, Field::kEndpoint, "same-host endpoint", &e.local) ||
+        !read(r, Field::kHost, "host identity", &e.host)) {
       return false;
     }
   }
