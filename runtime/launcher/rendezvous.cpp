@@ -47,7 +47,11 @@ RendezvousResult staticRendezvous(const LaunchOptions& o) {
   return r;
 }
 
-std::shared_ptr<c10d::TCPStore> connectStore(const HostPort& ep, milliseconds timeout) {
+// The rendezvous store at ep, hosted by this agent when it is on this machine
+// and nobody serves it yet (*hosting says whether it does).
+std::shared_ptr<c10d::TCPStore> connectStore(const HostPort& ep, milliseconds timeout,
+                                             bool* hosting) {
+  *hosting = false;
   c10d::TCPStoreOptions opts;
   opts.port = static_cast<std::uint16_t>(ep.port);
   opts.numWorkers = c10::nullopt;
@@ -60,6 +64,7 @@ std::shared_ptr<c10d::TCPStore> connectStore(const HostPort& ep, milliseconds ti
     try {
       auto store = std::make_shared<c10d::TCPStore>(ep.host, opts);
       logLine("hosting the c10d rendezvous store on port " + std::to_string(ep.port));
+      *hosting = true;
       return store;
     } catch (const std::exception&) {
       // Another agent on this machine hosts it already: join as a client.
@@ -89,7 +94,8 @@ RendezvousResult c10dRendezvous(const LaunchOptions& o) {
                            " s: " + detail);
   };
 
-  std::shared_ptr<c10d::TCPStore> store = connectStore(ep, toMs(o.rdzvTimeoutSec));
+  bool hosting = false;
+  std::shared_ptr<c10d::TCPStore> store = connectStore(ep, toMs(o.rdzvTimeoutSec), &hosting);
   const std::string prefix = "hearthrun/" + o.rdzvId + "/";
   const std::string joinedKey = prefix + "joined";
   const std::string nnodesKey = prefix + "nnodes";
@@ -154,8 +160,11 @@ RendezvousResult c10dRendezvous(const LaunchOptions& o) {
       r.masterPort = std::stoi(fromBytes(store->get(portKey)));
     }
     store->add(ackKey, 1);
-    // The host keeps the store up until every node has read the result.
-    while (Clock::now() < deadline && store->add(ackKey, 0) < r.nnodes) {
+    // The agent that hosts the store keeps it up until every node has read
+    // the result. The others go on at once: one that polled too would find
+    // the store gone once the host had seen the last ack and exited (a
+    // "Broken pipe" that failed the rendezvous now and then).
+    while (hosting && Clock::now() < deadline && store->add(ackKey, 0) < r.nnodes) {
       std::this_thread::sleep_for(milliseconds(50));
     }
   } catch (const RendezvousError&) {
