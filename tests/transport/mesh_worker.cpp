@@ -7,7 +7,8 @@
 //
 //   hearth_mesh_worker RELAY RUN_ID RANK WORLD PHASE1 PHASE2 GO_FILE
 // Environment: HEARTH_JOIN_TOKEN, HEARTH_LISTEN / HEARTH_ADVERTISE (direct
-// links), HEARTH_LANE_PORT (their bulk lanes' port), HEARTH_ALLOW_PLAINTEXT=1 (the test bed is not
+// links), HEARTH_LANE_PORT (their bulk lanes' port), HEARTH_SAME_HOST_LINKS=1
+// (links over loopback with members on this host), HEARTH_ALLOW_PLAINTEXT=1 (the test bed is not
 // loopback).
 #include <sys/stat.h>
 
@@ -65,6 +66,7 @@ int main(int argc, char** argv) {
     if (!env("HEARTH_LANE_PORT").empty())
       options.lanePort = std::atoi(env("HEARTH_LANE_PORT").c_str());
     options.advertiseEndpoint = env("HEARTH_ADVERTISE");
+    options.sameHostLinks = env("HEARTH_SAME_HOST_LINKS") == "1";
     options.heartbeatInterval = hearth::Millis(200);
     options.heartbeatTimeout = hearth::Millis(3000);
     options.relayReconnectTimeout = hearth::Millis(30000);
