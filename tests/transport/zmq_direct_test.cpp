@@ -1019,6 +1019,49 @@ TEST(ZmqDirect, ANodeThatTakesALostRankGetsCurveLinksWithItsOwnKey) {
   replacementGoesDirect(true, true);
 }
 
+// Same-host links with a replacement: three members of one host, none
+// listening for the relay; rank 2 dies without LEAVE and a new node of the
+// same host takes its rank. Both others link with it over loopback (from the
+// MEMBERSHIP that announces it), nothing new goes through the relay, and an
+// allreduce is exact.
+TEST(ZmqDirect, ANodeThatTakesALostRankLinksWithItsHousematesOverLoopback) {
+  auto relay = startRelay(3);
+  std::vector<ZmqMeshOptions> options(3, nodeOptions(*relay, ""));
+  for (auto& o : options) {
+    o.sameHostLinks = true;
+    o.announceLeave = false;  // abort() + destruction look like kill -9
+  }
+  auto ranks = joinAll(options);
+  ASSERT_EQ(ranks[0]->pathTo(2), "direct");
+  ASSERT_EQ(ranks[1]->pathTo(2), "direct");
+  ranks[2]->abort();
+  ranks[2].reset();
+  for (int r = 0; r < 2; ++r) {
+    const auto until = Clock::now() + kLong;
+    while (ranks[r]->isPeerAlive(2) && Clock::now() < until) {
+      std::this_thread::sleep_for(Millis(10));
+    }
+    ASSERT_FALSE(ranks[r]->isPeerAlive(2)) << "rank " << r;
+  }
+  ZmqMeshOptions replacement = options[2];
+  replacement.requestedRank = 2;
+  ranks[2] = connectZmqMesh(replacement);
+  for (int r = 0; r < 2; ++r) {
+    EXPECT_TRUE(waitForPath(*ranks[r], 2, "direct", kLong)) << "rank " << r;
+    EXPECT_TRUE(waitForPath(*ranks[2], r, "direct", kLong)) << "to rank " << r;
+  }
+  EXPECT_EQ(relay->stats().probesOk + relay->stats().probesFailed, 0u) << "nothing to probe";
+  const std::uint64_t forwardedBefore = relay->stats().forwarded;
+  for (int r = 0; r < 2; ++r) {
+    exchangeInOrder(*ranks[2], *ranks[r], 4, 50);
+    exchangeInOrder(*ranks[r], *ranks[2], 4, 50);
+  }
+  EXPECT_EQ(relay->stats().forwarded, forwardedBefore) << "traffic with the new node was relayed";
+  std::vector<std::unique_ptr<MeshCollectives>> colls;
+  for (auto& m : ranks) colls.push_back(makeMeshCollectives(std::shared_ptr<Mesh>(std::move(m))));
+  exactAllreduceEverywhere(colls, 1000003);
+}
+
 TEST(ZmqDirect, ADialerFromALaterIncarnationWaitsForItsMembership) {
   ListenerAndDialer run;
   ASSERT_EQ(run.ranks[1]->pathTo(0), "direct");
