@@ -66,7 +66,7 @@ LaneListener::Arrival arrivalAt(LaneListener& listener, BulkLane& dialer) {
     std::this_thread::sleep_for(milliseconds(1));
   }
   ADD_FAILURE() << "no hello arrived";
-  return {-1, {}, -1};
+  return {-1, {}, -1, false};
 }
 
 // A dialed lane, connected and its hello read by the listener.
@@ -85,7 +85,7 @@ struct LanePair {
         BulkLane::dial("127.0.0.1", listener->port(), 3, keyOf(9), kMaxFrame, pool, &why, dialing);
     EXPECT_TRUE(dialer) << why;
     arrival = arrivalAt(*listener, *dialer);
-    acceptor = BulkLane::adopt(arrival.fd, kMaxFrame, pool, accepting);
+    acceptor = BulkLane::adopt(arrival.fd, kMaxFrame, pool, accepting, arrival.peerOnThisHost);
     EXPECT_TRUE(dialer->flush(&why)) << why;
     EXPECT_TRUE(dialer->connected());
   }
@@ -476,7 +476,8 @@ struct HandMadePeer {
     while (std::chrono::steady_clock::now() < until) {
       auto arrivals = listener->service(milliseconds(5000));
       if (!arrivals.empty()) {
-        lane = BulkLane::adopt(arrivals.front().fd, kMaxFrame, pool, kCrossMemory);
+        lane = BulkLane::adopt(arrivals.front().fd, kMaxFrame, pool, kCrossMemory,
+                               arrivals.front().peerOnThisHost);
         break;
       }
       std::this_thread::sleep_for(milliseconds(1));

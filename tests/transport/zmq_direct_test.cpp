@@ -956,6 +956,41 @@ TEST(ZmqZeroCopy, RingAllreduceOverBulkLanesIsExactAndSurvivesABrokenLink) {
 // traffic bypasses the relay, collectives over it are exact, and a dialer
 // claiming to be the replaced node is refused. With CURVE the new node's
 // key is the one its peers check.
+// Rank 2 dies without LEAVE (abort + destruction look like kill -9); ranks
+// 0 and 1 see it lost.
+void loseRankTwo(std::vector<std::unique_ptr<Mesh>>& ranks) {
+  ranks[2]->abort();
+  ranks[2].reset();
+  for (int r = 0; r < 2; ++r) {
+    const auto until = Clock::now() + kLong;
+    while (ranks[r]->isPeerAlive(2) && Clock::now() < until) {
+      std::this_thread::sleep_for(Millis(10));
+    }
+    ASSERT_FALSE(ranks[r]->isPeerAlive(2)) << "rank " << r;
+  }
+}
+
+// After a node took rank 2: ranks 0 and 1 and it reach each other directly
+// (waited for), their traffic bypasses the relay, and an allreduce over all
+// three is exact. Returns the collectives the meshes moved into.
+std::vector<std::unique_ptr<MeshCollectives>> replacementLinksDirectly(
+    std::vector<std::unique_ptr<Mesh>>& ranks, const ZmqRelay& relay) {
+  for (int r = 0; r < 2; ++r) {
+    EXPECT_TRUE(waitForPath(*ranks[r], 2, "direct", kLong)) << "rank " << r;
+    EXPECT_TRUE(waitForPath(*ranks[2], r, "direct", kLong)) << "to rank " << r;
+  }
+  const std::uint64_t forwardedBefore = relay.stats().forwarded;
+  for (int r = 0; r < 2; ++r) {
+    exchangeInOrder(*ranks[2], *ranks[r], 4, 50);
+    exchangeInOrder(*ranks[r], *ranks[2], 4, 50);
+  }
+  EXPECT_EQ(relay.stats().forwarded, forwardedBefore) << "traffic with the new node was relayed";
+  std::vector<std::unique_ptr<MeshCollectives>> colls;
+  for (auto& m : ranks) colls.push_back(makeMeshCollectives(std::shared_ptr<Mesh>(std::move(m))));
+  exactAllreduceEverywhere(colls, 1000003);
+  return colls;
+}
+
 void replacementGoesDirect(bool replacementListens, bool curve = false) {
   TempKeys keys;
   auto relay = startRelay(3, curve ? keys.relayKeyFile() : "");
@@ -967,34 +1002,14 @@ void replacementGoesDirect(bool replacementListens, bool curve = false) {
   ASSERT_EQ(ranks[0]->pathTo(2), "direct");
   ASSERT_EQ(ranks[1]->pathTo(2), "direct");
 
-  ranks[2]->abort();
-  ranks[2].reset();
-  for (int r = 0; r < 2; ++r) {
-    const auto until = Clock::now() + kLong;
-    while (ranks[r]->isPeerAlive(2) && Clock::now() < until)
-      std::this_thread::sleep_for(Millis(10));
-    ASSERT_FALSE(ranks[r]->isPeerAlive(2)) << "rank " << r;
-  }
+  ASSERT_NO_FATAL_FAILURE(loseRankTwo(ranks));
   ZmqMeshOptions replacement = nodeOptions(*relay, replacementListens ? kLoopbackAny : "");
   replacement.requestedRank = 2;
   replacement.announceLeave = false;
   ranks[2] = connectZmqMesh(replacement);
   ASSERT_EQ(relay->stats().readmitted, 1u);
-  for (int r = 0; r < 2; ++r) {
-    EXPECT_TRUE(waitForPath(*ranks[r], 2, "direct", kLong)) << "rank " << r;
-    EXPECT_TRUE(waitForPath(*ranks[2], r, "direct", kLong)) << "to rank " << r;
-  }
+  auto colls = replacementLinksDirectly(ranks, *relay);
   EXPECT_EQ(relay->stats().probesOk, replacementListens ? 4u : 3u);
-
-  const std::uint64_t forwardedBefore = relay->stats().forwarded;
-  for (int r = 0; r < 2; ++r) {
-    exchangeInOrder(*ranks[2], *ranks[r], 4, 50);
-    exchangeInOrder(*ranks[r], *ranks[2], 4, 50);
-  }
-  EXPECT_EQ(relay->stats().forwarded, forwardedBefore) << "traffic with the new node was relayed";
-  std::vector<std::unique_ptr<MeshCollectives>> colls;
-  for (auto& m : ranks) colls.push_back(makeMeshCollectives(std::shared_ptr<Mesh>(std::move(m))));
-  exactAllreduceEverywhere(colls, 1000003);
   if (curve) return;  // a hand-made socket cannot speak CURVE
 
   // The replaced node (incarnation 0) cannot take the link back.
@@ -1034,32 +1049,12 @@ TEST(ZmqDirect, ANodeThatTakesALostRankLinksWithItsHousematesOverLoopback) {
   auto ranks = joinAll(options);
   ASSERT_EQ(ranks[0]->pathTo(2), "direct");
   ASSERT_EQ(ranks[1]->pathTo(2), "direct");
-  ranks[2]->abort();
-  ranks[2].reset();
-  for (int r = 0; r < 2; ++r) {
-    const auto until = Clock::now() + kLong;
-    while (ranks[r]->isPeerAlive(2) && Clock::now() < until) {
-      std::this_thread::sleep_for(Millis(10));
-    }
-    ASSERT_FALSE(ranks[r]->isPeerAlive(2)) << "rank " << r;
-  }
+  ASSERT_NO_FATAL_FAILURE(loseRankTwo(ranks));
   ZmqMeshOptions replacement = options[2];
   replacement.requestedRank = 2;
   ranks[2] = connectZmqMesh(replacement);
-  for (int r = 0; r < 2; ++r) {
-    EXPECT_TRUE(waitForPath(*ranks[r], 2, "direct", kLong)) << "rank " << r;
-    EXPECT_TRUE(waitForPath(*ranks[2], r, "direct", kLong)) << "to rank " << r;
-  }
+  replacementLinksDirectly(ranks, *relay);
   EXPECT_EQ(relay->stats().probesOk + relay->stats().probesFailed, 0u) << "nothing to probe";
-  const std::uint64_t forwardedBefore = relay->stats().forwarded;
-  for (int r = 0; r < 2; ++r) {
-    exchangeInOrder(*ranks[2], *ranks[r], 4, 50);
-    exchangeInOrder(*ranks[r], *ranks[2], 4, 50);
-  }
-  EXPECT_EQ(relay->stats().forwarded, forwardedBefore) << "traffic with the new node was relayed";
-  std::vector<std::unique_ptr<MeshCollectives>> colls;
-  for (auto& m : ranks) colls.push_back(makeMeshCollectives(std::shared_ptr<Mesh>(std::move(m))));
-  exactAllreduceEverywhere(colls, 1000003);
 }
 
 TEST(ZmqDirect, ADialerFromALaterIncarnationWaitsForItsMembership) {

@@ -201,14 +201,14 @@ std::vector<LaneListener::Arrival> LaneListener::service(std::chrono::millisecon
       ++refused_;
       continue;
     }
-    if (!remoteCongestionControl_.empty()) {
-      sockaddr_storage peer{};
-      socklen_t len = sizeof peer;
-      if (::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &len) == 0 && !isThisHost(peer)) {
-        setCongestionControl(fd, remoteCongestionControl_);
-      }
+    sockaddr_storage peer{};
+    socklen_t len = sizeof peer;
+    const bool thisHost =
+        ::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &len) == 0 && isThisHost(peer);
+    if (!remoteCongestionControl_.empty() && !thisHost) {
+      setCongestionControl(fd, remoteCongestionControl_);
     }
-    pending_.push_back(Pending{fd, now, {}, 0});
+    pending_.push_back(Pending{fd, thisHost, now, {}, 0});
   }
   std::vector<Arrival> arrivals;
   for (auto it = pending_.begin(); it != pending_.end();) {
@@ -225,7 +225,10 @@ std::vector<LaneListener::Arrival> LaneListener::service(std::chrono::millisecon
     if (it->have == kHelloBytes) {
       const std::uint8_t* h = it->hello.data();
       if (std::memcmp(h, kHelloMagic, sizeof kHelloMagic) == 0 && getLe(h + 12, 4) == 0) {
-        Arrival a{static_cast<int>(static_cast<std::int32_t>(getLe(h + 8, 4))), {}, it->fd};
+        Arrival a{static_cast<int>(static_cast<std::int32_t>(getLe(h + 8, 4))),
+                  {},
+                  it->fd,
+                  it->peerOnThisHost};
         std::memcpy(a.key.data(), h + 16, kKeyBytes);
         setNoDelay(it->fd);
         arrivals.push_back(a);
@@ -283,13 +286,10 @@ std::unique_ptr<BulkLane> BulkLane::dial(const std::string& host, int port, int 
 }
 
 std::unique_ptr<BulkLane> BulkLane::adopt(int fd, std::int64_t maxFrameBytes,
-                                          std::shared_ptr<BufferPool> pool, LaneOptions options) {
+                                          std::shared_ptr<BufferPool> pool, LaneOptions options,
+                                          bool peerOnThisHost) {
   std::unique_ptr<BulkLane> lane(new BulkLane(fd, true, maxFrameBytes, std::move(pool)));
-  sockaddr_storage peer{};
-  socklen_t len = sizeof peer;
-  const bool thisHost =
-      ::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &len) == 0 && isThisHost(peer);
-  lane->offerCrossMemory(options, thisHost);
+  lane->offerCrossMemory(options, peerOnThisHost);
   return lane;
 }
 

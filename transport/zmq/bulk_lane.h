@@ -151,6 +151,7 @@ class LaneListener {
     int rank;
     LaneKey key;
     int fd;
+    bool peerOnThisHost;  // for BulkLane::adopt
   };
 
   // Listens on host:port (port 0: the kernel picks one). nullptr and why
@@ -177,6 +178,7 @@ class LaneListener {
  private:
   struct Pending {
     int fd;
+    bool peerOnThisHost;
     Clock::time_point since;
     std::array<std::uint8_t, kHelloBytes> hello;
     std::size_t have = 0;
@@ -201,11 +203,11 @@ class BulkLane {
                                         const LaneKey& key, std::int64_t maxFrameBytes,
                                         std::shared_ptr<BufferPool> pool, std::string* why,
                                         LaneOptions options = {});
-  // Acceptor: a connection from LaneListener::service (hello already read).
-  // Of options only crossMemory applies.
+  // Acceptor: a connection from LaneListener::service (hello already read;
+  // peerOnThisHost from its Arrival). Of options only crossMemory applies.
   static std::unique_ptr<BulkLane> adopt(int fd, std::int64_t maxFrameBytes,
-                                         std::shared_ptr<BufferPool> pool,
-                                         LaneOptions options = {});
+                                         std::shared_ptr<BufferPool> pool, LaneOptions options = {},
+                                         bool peerOnThisHost = false);
   ~BulkLane();
   BulkLane(const BulkLane&) = delete;
   BulkLane& operator=(const BulkLane&) = delete;

@@ -197,6 +197,21 @@ enum class LinkRole { kNone, kDial, kAccept };
 // kDown: failed or closed, relayed until the dialer dials again (retryAt).
 enum class LinkState { kIdle, kConnecting, kUp, kDown };
 
+// What carries a link's DATA (zmqLaneTo).
+enum class LaneUse { kUnknown, kNone, kBytes, kCrossMemory };
+const char* laneUseName(LaneUse use) {
+  switch (use) {
+    case LaneUse::kBytes:
+      return "bytes";
+    case LaneUse::kCrossMemory:
+      return "cross-memory";
+    case LaneUse::kUnknown:
+    case LaneUse::kNone:
+      break;
+  }
+  return "none";
+}
+
 struct Link {
   LinkRole role = LinkRole::kNone;
   LinkState state = LinkState::kIdle;
@@ -218,6 +233,9 @@ struct Link {
   std::optional<zmqlane::LaneKey> laneKey;
   Clock::time_point laneDeadline;
   std::string endpoint;  // dialer: what it dials (the peer's advertised or same-host one)
+  // What Core::laneTo_ says of this peer, so that it is updated, under the
+  // lock, only when it changes.
+  LaneUse laneUse = LaneUse::kUnknown;
 };
 
 // A dialer dials a failed link again after kFirstRedial, then after twice the
@@ -239,7 +257,6 @@ struct Io {
   std::unique_ptr<zmqwire::SocketMonitor> listenerMonitor;
   std::unique_ptr<zmq::socket_t> zap;                   // the listener's ZAP handler (CURVE only)
   std::unique_ptr<zmqlane::LaneListener> laneListener;  // bulk lanes (plaintext links only)
-  std::map<int, std::string> laneKinds;  // what laneTo_ says, to update it only on changes
   std::shared_ptr<zmqlane::BufferPool> lanePool = zmqlane::BufferPool::create(kLanePoolBytes);
   std::vector<Link> links;  // per peer rank
   std::map<std::string, int> byIdentity;
@@ -304,7 +321,7 @@ class Core {
   std::string laneTo(int peer) {
     std::lock_guard<std::mutex> lock(mu_);
     const auto it = laneTo_.find(peer);
-    return it == laneTo_.end() ? "none" : it->second;
+    return laneUseName(it == laneTo_.end() ? LaneUse::kNone : it->second);
   }
 
   // ---- test hooks (zmq_mesh.h, namespace zmqtesting) ----
@@ -538,10 +555,6 @@ class Core {
       std::string why;
       if (!setUpListener(io, zmqhost::kSameHostListen, nullptr, &why)) {
         log("no direct links with members on this host (" + why + ")");
-        io.listener.reset();
-        io.listenerMonitor.reset();
-        io.zap.reset();
-        io.laneListener.reset();
       }
     }
     connectRelay(io, options_.requestedRank, zmqwire::kNewNode);
@@ -734,8 +747,18 @@ class Core {
   // Binds the direct-link ROUTER (a CURVE server with this node's keypair
   // when CURVE is on, with a ZAP handler that records each client's key) and
   // resolves the endpoint to advertise.
-  // `advertised` nullptr: a listener for members on this host only.
+  // `advertised` nullptr: a listener for members on this host only. On
+  // failure nothing of it is left open.
   bool setUpListener(Io& io, const std::string& bindTo, std::string* advertised, std::string* why) {
+    if (openListener(io, bindTo, advertised, why)) return true;
+    io.laneListener.reset();
+    io.listenerMonitor.reset();
+    io.listener.reset();
+    io.zap.reset();
+    io.sameHost.clear();
+    return false;
+  }
+  bool openListener(Io& io, const std::string& bindTo, std::string* advertised, std::string* why) {
     if (curve()) {
       // Bound before the listener: libzmq asks it about every CURVE handshake.
       io.zap = std::make_unique<zmq::socket_t>(io.context, zmq::socket_type::rep);
@@ -857,8 +880,8 @@ class Core {
             " (no matching offer)");
         continue;
       }
-      link->lane =
-          zmqlane::BulkLane::adopt(a.fd, options_.maxMessageBytes, io.lanePool, laneOptions());
+      link->lane = zmqlane::BulkLane::adopt(a.fd, options_.maxMessageBytes, io.lanePool,
+                                            laneOptions(), a.peerOnThisHost);
       link->laneKey.reset();  // one lane per offer
       laneUp(a.rank, "accepted");
     }
@@ -866,15 +889,14 @@ class Core {
 
   // What carries DATA to p now, for laneTo(): kept under mu_ when it changes.
   void noteLaneKind(Io& io, int p) {
-    const Link& link = io.links[p];
-    const char* kind = !link.lane || !link.lane->connected() ? "none"
-                       : link.lane->sendsRemote()            ? "cross-memory"
-                                                             : "bytes";
-    std::string& seen = io.laneKinds[p];
-    if (seen == kind) return;
-    seen = kind;
+    Link& link = io.links[p];
+    const LaneUse use = !link.lane || !link.lane->connected() ? LaneUse::kNone
+                        : link.lane->sendsRemote()            ? LaneUse::kCrossMemory
+                                                              : LaneUse::kBytes;
+    if (link.laneUse == use) return;
+    link.laneUse = use;
     std::lock_guard<std::mutex> lock(mu_);
-    laneTo_[p] = kind;
+    laneTo_[p] = use;
   }
 
   // Connects, writes and reads every lane; a lane that fails takes its
@@ -2394,11 +2416,11 @@ class Core {
   std::vector<int> replaced_;  // ranks taken by new nodes, for applyReplacements
   std::vector<bool> alive_;
   std::vector<std::string> lostReason_;
-  std::vector<bool> directUp_;         // pathTo: the direct link to that peer is up
-  std::map<int, std::string> laneTo_;  // laneTo: what carries DATA to a peer (absent: none)
-  std::string hostIdentity_;           // sameHostLinks: this host's identity ("" : off)
-  std::vector<bool> hadDirect_;        // a direct link to that peer was up at some point
-  std::vector<Inbound> inbound_;       // per sender
+  std::vector<bool> directUp_;     // pathTo: the direct link to that peer is up
+  std::map<int, LaneUse> laneTo_;  // laneTo: what carries DATA to a peer (absent: none)
+  std::string hostIdentity_;       // sameHostLinks: this host's identity ("" : off)
+  std::vector<bool> hadDirect_;    // a direct link to that peer was up at some point
+  std::vector<Inbound> inbound_;   // per sender
   std::vector<std::optional<Placement>> placing_;  // per sender (LaneDelivery)
   std::atomic<bool> endLoansWanted_{false};        // detachLoans to run (endLoans)
   std::map<int, std::uint64_t> skipSeq_;           // test hook: sequence numbers to skip per peer
