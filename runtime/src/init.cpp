@@ -105,7 +105,11 @@ std::shared_ptr<Collectives> connectHearth(const LaunchEnv& env, const InitOptio
   mesh.advertiseEndpoint = offsetPort(withScheme(envOr("", "HEARTH_ADVERTISE")), env.localRank);
   // Workers of one host link over loopback (cross-memory lanes between them)
   // unless HEARTH_SAME_HOST_LINKS=0.
-  mesh.sameHostLinks = envOr("", "HEARTH_SAME_HOST_LINKS") != "0";
+  const std::string sameHost = envOr("", "HEARTH_SAME_HOST_LINKS");
+  if (!sameHost.empty() && sameHost != "0" && sameHost != "1") {
+    throw LaunchEnvError("init: HEARTH_SAME_HOST_LINKS='" + sameHost + "' is not 0 or 1");
+  }
+  mesh.sameHostLinks = sameHost != "0";
   // Bulk lanes' port (ZmqMeshOptions::lanePort), also + LOCAL_RANK.
   const std::string lanePort = envOr("", "HEARTH_LANE_PORT");
   if (!lanePort.empty()) {

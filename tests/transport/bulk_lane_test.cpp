@@ -624,6 +624,16 @@ TEST(BulkLane, ControlFramesOutOfTurnAreErrors) {
   }
 }
 
+TEST(BulkLane, AListenerPortOutOfRangeIsRefusedWithTheReason) {
+  for (const int port : {-1, 65536}) {
+    std::string why;
+    EXPECT_FALSE(LaneListener::open("127.0.0.1", &why, false, port));
+    EXPECT_NE(why.find("127.0.0.1:" + std::to_string(port) + "' is not a numeric address and port"),
+              std::string::npos)
+        << why;
+  }
+}
+
 TEST(BulkLane, OnlyNumericHostsQualify) {
   EXPECT_EQ(numericHostOf("tcp://127.0.0.1:5555"), "127.0.0.1");
   EXPECT_EQ(numericHostOf("tcp://[::1]:5555"), "::1");

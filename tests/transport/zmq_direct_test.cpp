@@ -642,6 +642,8 @@ TEST(ZmqDirect, BulkLanesCarryDirectDataAndCanBeTurnedOff) {
   }
   const InprocMeshGroup inproc = makeInprocMesh(2);
   EXPECT_THROW(zmqLaneTo(*inproc.ranks[0], 1), MeshUsageError);
+  ListenerAndDialer run;
+  EXPECT_THROW(zmqLaneTo(*run.ranks[0], 2), MeshUsageError);  // a rank outside the world
 }
 
 // A lane connection to rank 0's lane port claiming rank 1 with a key it was

@@ -308,6 +308,16 @@ TEST(ZmqRelay, MalformedFramesAreDroppedAndTheRelayKeepsServing) {
     hostile.push_back(std::move(f));
   }
   hostile.push_back(one(header({kWireVersion, 13, 0, 0, 0, 0})));  // DIRECT_WELCOME: not for relays
+  {
+    auto h = hello(kRun, kToken);  // a same-host endpoint that is not dialable
+    h[5] = str("not an endpoint");
+    hostile.push_back(std::move(h));
+  }
+  {
+    auto h = hello(kRun, kToken);  // a host identity over 64 bytes
+    h[6] = str(std::string(65, 'h'));
+    hostile.push_back(std::move(h));
+  }
   const std::size_t count = hostile.size();
   for (auto& f : hostile) sendFrames(raw, std::move(f));
   {
@@ -563,6 +573,17 @@ TEST(ZmqMesh, AckFromARankOutsideTheWorldIsAProtocolError) {
   ack[2] = 7;
   f.emplace_back(ack.data(), ack.size());
   expectProtocolErrorAfter(std::move(f), "ACK from rank 7");
+}
+
+TEST(ZmqMesh, MembershipWithAMalformedSameHostEndpointIsAProtocolError) {
+  std::vector<zmq::message_t> f;
+  f.push_back(header({kWireVersion, 4, 1, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0}));  // epoch 1, world 2
+  f.push_back(header({1, 1}));
+  // Rank 0: no endpoint, no key, same-host endpoint "bad" (not dialable), no
+  // host identity; rank 1: all empty.
+  f.push_back(zmq::message_t(std::string("\0\0\0\3\0bad\0", 9) + std::string(6, '\0')));
+  f.push_back(zmq::message_t(std::string(16, '\0')));
+  expectProtocolErrorAfter(std::move(f), "same-host endpoint of rank 0 is not dialable");
 }
 
 TEST(ZmqMesh, BadOptionsAndUnreachableRelay) {
