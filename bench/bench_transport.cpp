@@ -86,8 +86,10 @@ int main(int argc, char** argv) {
     auto ctx = hearth::init(options);
     const int rank = ctx.rank(), world = ctx.worldSize();
 
-    std::unique_ptr<hearth::Collectives> gloo;
-    if (!hearthOnly) {
+    // Gloo's group (its transport threads busy-poll from then on, so --paths
+    // creates it only after its point-to-point phase, which Gloo is not in).
+    auto connectGloo = [&]() -> std::unique_ptr<hearth::Collectives> {
+      if (hearthOnly) return nullptr;
       // Gloo's store: rank 0 serves it on a port the kernel chooses (a
       // guessed one can be taken: "Address already in use") and hands the
       // port to the others over hearth's control collectives.
@@ -108,10 +110,10 @@ int main(int argc, char** argv) {
         tcpStore = c10::make_intrusive<c10d::TCPStore>(ctx.env.masterAddr, store);
       }
       const char* host = std::getenv("HEARTH_GLOO_HOST");
-      gloo = hearth::makeGlooCollectives(
+      return hearth::makeGlooCollectives(
           hearth::makeGlooProcessGroup(tcpStore, rank, world, timeout, host ? host : "127.0.0.1"),
           timeout);
-    }
+    };
 
     if (paths) {
       hearth::bench::PathsConfig config;
@@ -120,9 +122,10 @@ int main(int argc, char** argv) {
       config.p2pKib = p2pKib;
       config.chunkKib = chunkKib;
       config.only = only;
-      hearth::bench::runTransportPaths(ctx, gloo.get(), config, timeout);
+      hearth::bench::runTransportPaths(ctx, connectGloo, config, timeout);
       return 0;
     }
+    const std::unique_ptr<hearth::Collectives> gloo = connectGloo();
 
     if (rank == 0) {
       std::printf("bench_transport: %d ranks, %d iterations (median)\n", world, iterations);

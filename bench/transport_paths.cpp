@@ -313,7 +313,9 @@ std::string valueOfRank(Collectives& control, int from, const std::string& mine,
                      all.at(static_cast<std::size_t>(from)).end());
 }
 
-void runTransportPaths(Context& ctx, Collectives* gloo, const PathsConfig& config, Millis timeout) {
+void runTransportPaths(Context& ctx,
+                       const std::function<std::unique_ptr<Collectives>()>& connectGloo,
+                       const PathsConfig& config, Millis timeout) {
   const int rank = ctx.rank(), world = ctx.worldSize();
   Collectives& control = *ctx.collectives;
   const std::string run = ctx.env.runId.empty() ? "bench" : ctx.env.runId;
@@ -388,6 +390,8 @@ void runTransportPaths(Context& ctx, Collectives* gloo, const PathsConfig& confi
     std::printf("\n");
   }
 
+  const std::unique_ptr<Collectives> glooGroup = connectGloo();
+  Collectives* gloo = glooGroup.get();
   MeshCollectivesOptions collOptions;
   if (config.chunkKib > 0) collOptions.chunkBytes = config.chunkKib * 1024;
   std::vector<std::unique_ptr<Collectives>> pathColls;

@@ -20,6 +20,8 @@
 #pragma once
 
 #include <cstddef>
+#include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -41,9 +43,13 @@ struct PathsConfig {
 // one rank chose to the others, instead of guessing free ports.
 std::string valueOfRank(Collectives& control, int from, const std::string& mine, Millis timeout);
 
-// Runs the whole --paths benchmark; every rank of ctx calls it. gloo may be
-// null (no Gloo column). Throws std::runtime_error on a wrong result or a
+// Runs the whole --paths benchmark; every rank of ctx calls it. connectGloo
+// makes the Gloo group after the point-to-point phase (Gloo's threads
+// busy-poll once it exists and would share the cores with what that phase
+// measures); it may return null (no Gloo column). Throws std::runtime_error on a wrong result or a
 // missing relay endpoint.
-void runTransportPaths(Context& ctx, Collectives* gloo, const PathsConfig& config, Millis timeout);
+void runTransportPaths(Context& ctx,
+                       const std::function<std::unique_ptr<Collectives>()>& connectGloo,
+                       const PathsConfig& config, Millis timeout);
 
 }  // namespace hearth::bench
